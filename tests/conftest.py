@@ -1,0 +1,26 @@
+"""Shared fixtures. Qt runs offscreen; nothing here imports Qt, torch or the server stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_DATA = REPO.parent / "shared" / "data" / "wm811k-val.npz"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real_data_path() -> Path:
+    """The real WM-811K validation maps when this checkout sits beside ../shared (else skip)."""
+    if not REAL_DATA.is_file():
+        pytest.skip(f"real WM-811K data not found at {REAL_DATA}")
+    return REAL_DATA
