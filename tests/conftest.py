@@ -24,3 +24,12 @@ def real_data_path() -> Path:
     if not REAL_DATA.is_file():
         pytest.skip(f"real WM-811K data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny valid WaferDesk ONNX model + card (see tests/model_fixtures.py); needs onnx."""
+    pytest.importorskip("onnx")
+    from model_fixtures import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models"))

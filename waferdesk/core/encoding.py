@@ -116,8 +116,14 @@ def decode(scores: np.ndarray, place: Placement) -> np.ndarray:
     crop = scores[:, place.top : place.top + h * s, place.left : place.left + w * s]
     if s == 1:
         return crop
-    k = crop.shape[0]
-    return crop.reshape(k, h, s, w, s).mean(axis=(2, 4))
+    # sum of the s*s strided views: ~10x faster than a 5-D reshape().mean() on a cropped view
+    out = np.array(crop[:, 0::s, 0::s], dtype=np.result_type(crop.dtype, np.float32))
+    for dy in range(s):
+        for dx in range(s):
+            if dy or dx:
+                out += crop[:, dy::s, dx::s]
+    out *= 1.0 / (s * s)
+    return out
 
 
 def encode_labels(labels: np.ndarray, place: Placement, ignore: int = 255) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""``waferdesk predict``: PNG + JSON per wafer, summary.csv with the exact columns, and a bad
+file in the batch reported and skipped while the rest completes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from waferdesk.cli import main
+from waferdesk.core.formats import write_wdm
+from waferdesk.core.inference import UNCERTAINTY_KEYS, Segmenter
+from waferdesk.core.synth import generate
+from waferdesk.core.taxonomy import default_taxonomy
+
+pytest.importorskip("onnxruntime")
+
+COLUMNS = [
+    "source",
+    "index",
+    "lot",
+    "wafer",
+    "verdict",
+    *default_taxonomy().names,
+    "entropy_mean",
+    "entropy_max",
+    "entropy_topk_mean",
+    "margin_mean",
+    "margin_min",
+]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    a = write_wdm(tmp_path / "in" / "lot-a.wdm", list(generate(3, seed=31)))
+    bad = tmp_path / "in" / "broken.wdm"
+    bad.write_bytes(b"this is not a wafer file")
+    b = write_wdm(tmp_path / "in" / "lot-b.wdm", list(generate(2, seed=32)))
+    return a, bad, b
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def test_predict_writes_results_and_skips_a_bad_file(tiny_model, inputs, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    a, bad, b = inputs
+    out = tmp_path / "out"
+    missing = tmp_path / "in" / "missing.wdm"
+    rc = main(["predict", str(a), str(bad), str(missing), str(b), "--out", str(out), "--model", str(tiny_model)])
+    cap = capsys.readouterr()
+    assert rc == 1  # partial success: some inputs failed
+    assert "skipped" in cap.err and "broken.wdm" in cap.err and "missing.wdm" in cap.err
+    assert "wafers/s end to end" in cap.out
+
+    rows = _read_csv(out / "summary.csv")
+    assert rows[0] == COLUMNS
+    assert [(r[0], r[1]) for r in rows[1:]] == [
+        (str(a), "0"),
+        (str(a), "1"),
+        (str(a), "2"),
+        (str(b), "0"),
+        (str(b), "1"),
+    ]
+    errors = _read_csv(out / "errors.csv")
+    assert errors[0] == ["source", "error"] and [e[0] for e in errors[1:]] == [str(bad), str(missing)]
+
+    # each row is the engine's answer for that wafer
+    seg = Segmenter(tiny_model, providers="cpu", cache=False)
+    recs = list(generate(3, seed=31)) + list(generate(2, seed=32))
+    names = ["lot-a-0000", "lot-a-0001", "lot-a-0002", "lot-b-0000", "lot-b-0001"]
+    for row, rec, name in zip(rows[1:], recs, names, strict=True):
+        pred = seg.predict(rec.wafer)
+        assert row[2:5] == [rec.wafer.lot, rec.wafer.wafer_id, str(pred.summary.verdict)]
+        assert [int(v) for v in row[5:13]] == list(pred.summary.counts.values())
+        assert [float(v) for v in row[13:]] == pytest.approx([pred.uncertainty[k] for k in UNCERTAINTY_KEYS], abs=1e-5)
+        data = json.loads((out / f"{name}.json").read_text())
+        assert data["verdict"] == row[4] and data["image"] == f"{name}.png"
+        assert np.array_equal(np.array(data["mask"], np.uint8), pred.mask.labels)
+        from PIL import Image
+
+        with Image.open(out / f"{name}.png") as im:
+            assert im.size[0] >= rec.wafer.shape[1] and im.size[1] >= rec.wafer.shape[0]
+
+    # a second run is answered from the on-disk cache
+    rc = main(["predict", str(a), "--out", str(tmp_path / "again"), "--model", str(tiny_model)])
+    assert rc == 0 and "3 from cache" in capsys.readouterr().out
+
+
+def test_predict_folder_without_images(tiny_model, inputs, tmp_path) -> None:
+    a, bad, _ = inputs
+    bad.unlink()
+    out = tmp_path / "out"
+    rc = main(["predict", str(a.parent), "--out", str(out), "--model", str(tiny_model), "--no-images", "--no-cache"])
+    assert rc == 0
+    assert not list(out.glob("*.png")) and len(list(out.glob("*.json"))) == 5
+    assert not (out / "errors.csv").exists()
+    assert len(_read_csv(out / "summary.csv")) == 6
+
+
+def test_predict_without_a_usable_model_is_one_clear_line(inputs, tmp_path, capsys) -> None:
+    a, _, _ = inputs
+    rc = main(["predict", str(a), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "none.onnx: model file not found" in err

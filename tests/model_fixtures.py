@@ -1,0 +1,144 @@
+"""A tiny but valid WaferDesk ONNX model with its card, for tests (KBs, runs in microseconds).
+
+Same I/O contract as the real ResNet-50 U-Net export (:mod:`waferdesk.core.modelcard`):
+input ``input`` (N, 6, H, W), outputs ``logits`` (N, 8, H, W) and ``embedding`` (N, E), all
+dynamic in N, H, W. The network: a 3x3 convolution (so a die's answer depends on its
+neighbours, like the real model, and the canvas it sits on matters) with ReLU, a 1x1
+convolution to the 8 class logits, and global average pooling of the hidden features as the
+embedding. Weights are random but fixed by ``seed``.
+
+Kinds:
+- ``"random"``: as above.
+- ``"fragile"``: the 8 logits differ only by a tiny amount, so int8 quantization flips the
+  argmax (exercises the quantizer's refusal).
+- ``"smooth"``: logits are a few strong, well-separated functions of the input channels
+  (radius, x, y, fail), so the argmax survives quantization (the quantizer's success path).
+
+Used by the inference, server and app tests (``tiny_model`` fixture in ``conftest.py``);
+needs ``onnx`` (the ``ml`` extra), imported lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from waferdesk.core.encoding import CHANNELS, ENCODING_VERSION
+from waferdesk.core.modelcard import (
+    CARD_FORMAT,
+    INPUT_NAME,
+    OUTPUT_EMBEDDING,
+    OUTPUT_SCORES,
+    ModelCard,
+    card_path_for,
+    sha256_file,
+)
+from waferdesk.core.taxonomy import default_taxonomy
+
+HIDDEN = 16
+OPSET = 17
+
+
+def tiny_weights(seed: int = 0, kind: str = "random") -> dict[str, np.ndarray]:
+    """The float32 weights of the tiny model (also used by tests to recompute its output)."""
+    rng = np.random.default_rng(seed)
+    c, k = len(CHANNELS), len(default_taxonomy())
+    w1 = rng.normal(0, 0.5, (HIDDEN, c, 3, 3)).astype(np.float32)
+    b1 = rng.normal(0, 0.1, HIDDEN).astype(np.float32)
+    w2 = rng.normal(0, 0.5, (k, HIDDEN, 1, 1)).astype(np.float32)
+    b2 = rng.normal(0, 0.1, k).astype(np.float32)
+    if kind == "fragile":
+        w2 = (w2[:1] + rng.normal(0, 1e-4, w2.shape)).astype(np.float32)
+        b2 = np.zeros(k, np.float32)
+    elif kind == "smooth":
+        # hidden unit h passes channel (h mod 6) at the centre tap only, scaled; logits are
+        # well-separated linear maps of those features
+        w1 = np.zeros((HIDDEN, c, 3, 3), np.float32)
+        for h in range(HIDDEN):
+            w1[h, h % c, 1, 1] = 1.0 + h // c
+        b1 = np.where(np.arange(HIDDEN) >= 2 * c, 1.0, 0.0).astype(np.float32)  # ReLU keeps x, y sign
+        w2 = np.round(rng.normal(0, 1.0, (k, HIDDEN, 1, 1)) * 4).astype(np.float32) / 2
+        b2 = np.linspace(-1, 1, k).astype(np.float32)
+    elif kind != "random":
+        raise ValueError(f"kind {kind!r}: use random, fragile or smooth")
+    return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+
+
+def make_tiny_model(
+    directory: str | Path,
+    fp16: bool = False,
+    version: str = "tiny-1",
+    *,
+    seed: int = 0,
+    kind: str = "random",
+    name: str | None = None,
+) -> Path:
+    """Write ``<name>.onnx`` and its ``.card.json`` into ``directory``; return the model path."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name or ('tiny-fp16' if fp16 else 'tiny') + ('' if kind == 'random' else '-' + kind)}.onnx"
+    wts = tiny_weights(seed, kind)
+    dt = np.float16 if fp16 else np.float32
+    et = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    k = len(default_taxonomy())
+    inits = [numpy_helper.from_array(v.astype(dt), n) for n, v in wts.items()]
+    nodes = [
+        helper.make_node("Conv", [INPUT_NAME, "w1", "b1"], ["h0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["h0"], ["h"]),
+        helper.make_node("Conv", ["h", "w2", "b2"], [OUTPUT_SCORES], kernel_shape=[1, 1]),
+        helper.make_node("GlobalAveragePool", ["h"], ["g"]),
+        helper.make_node("Flatten", ["g"], [OUTPUT_EMBEDDING], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "waferdesk-tiny",
+        [helper.make_tensor_value_info(INPUT_NAME, et, ["N", len(CHANNELS), "H", "W"])],
+        [
+            helper.make_tensor_value_info(OUTPUT_SCORES, et, ["N", k, "H", "W"]),
+            helper.make_tensor_value_info(OUTPUT_EMBEDDING, et, ["N", HIDDEN]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="waferdesk-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    card = ModelCard.from_json(
+        {
+            "format": CARD_FORMAT,
+            "model_version": version,
+            "architecture": {"name": "tiny-conv", "encoder": "none", "kind": kind, "seed": seed},
+            "classes": list(default_taxonomy().names),
+            "encoding": {"version": ENCODING_VERSION, "channels": list(CHANNELS)},
+            "sha256": sha256_file(path),
+            "onnx": {
+                "opset": OPSET,
+                "precision": "fp16" if fp16 else "fp32",
+                "embedding_dim": HIDDEN,
+                "input": INPUT_NAME,
+                "outputs": [OUTPUT_SCORES, OUTPUT_EMBEDDING],
+            },
+            "training": {"data": "none (test fixture)"},
+            "metrics": {},
+        }
+    )
+    card.save(card_path_for(path))
+    return path
+
+
+def reference_logits(x: np.ndarray, seed: int = 0, kind: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """The tiny model recomputed in numpy: encoded (N, 6, H, W) -> logits, embedding (float64)."""
+    w = {k: v.astype(np.float64) for k, v in tiny_weights(seed, kind).items()}
+    n, _, hh, ww = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    h = np.zeros((n, HIDDEN, hh, ww))
+    for dy in range(3):
+        for dx in range(3):
+            h += np.einsum("oc,nchw->nohw", w["w1"][:, :, dy, dx], xp[:, :, dy : dy + hh, dx : dx + ww])
+    h = np.maximum(h + w["b1"][None, :, None, None], 0)
+    logits = np.einsum("ko,nohw->nkhw", w["w2"][:, :, 0, 0], h) + w["b2"][None, :, None, None]
+    return logits, h.mean(axis=(2, 3))

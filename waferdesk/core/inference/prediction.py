@@ -1,0 +1,144 @@
+"""What the engine returns for one wafer, and the numpy post-processing that makes it.
+
+Everything here is computed from the per-die logits (the network's canvas logits averaged
+over each die's block by :func:`waferdesk.core.encoding.decode`): class probabilities by a
+softmax, the mask by argmax on failing dies only (pass dies and no-die cells carry no
+class, as in every label mask), counts and verdict by :func:`waferdesk.core.results.summarize`,
+and uncertainty scores over the failing dies, the ones the model is asked about.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..results import WaferSummary
+from ..taxonomy import IGNORE
+from ..wafer import LabelMask
+
+UNCERTAINTY_KEYS = ("entropy_mean", "entropy_max", "entropy_topk_mean", "margin_mean", "margin_min")
+TOPK_SHARE = 0.1
+"""``entropy_topk_mean`` averages the entropy of the most uncertain 10 % of failing dies (at least one):
+a wafer with one confused pattern among many clear fails still scores high."""
+
+
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Numerically stable softmax in float32."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=axis, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
+    """Entropy (normalised to 0..1 by log K) and top-2 margin over the failing dies.
+
+    ``probs`` (K, H, W), ``fail`` (H, W) bool. A wafer with no failing die has nothing to
+    be uncertain about: all scores are 0.
+    """
+    k = probs.shape[0]
+    p = probs[:, fail]  # (K, n)
+    n = p.shape[1]
+    if n == 0:
+        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
+    ent = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=0) / math.log(k)
+    top2 = np.partition(p, k - 2, axis=0)[k - 2 :]  # (2, n): second best, best
+    margin = top2[1] - top2[0]
+    m = max(1, math.ceil(n * TOPK_SHARE))
+    topk = np.partition(ent, n - m)[n - m :]
+    return {
+        "entropy_mean": float(ent.mean()),
+        "entropy_max": float(ent.max()),
+        "entropy_topk_mean": float(topk.mean()),
+        "margin_mean": float(margin.mean()),
+        "margin_min": float(margin.min()),
+    }
+
+
+def mask_from_logits(die_logits: np.ndarray, fail: np.ndarray) -> LabelMask:
+    """Argmax class on failing dies, ``IGNORE`` elsewhere."""
+    lab = np.where(fail, die_logits.argmax(axis=0), IGNORE).astype(np.uint8)
+    return LabelMask(lab)
+
+
+def rle(values: np.ndarray) -> list[list[int]]:
+    """Run-length encoding of a raveled (C order) array: ``[[value, run], ...]``."""
+    flat = np.asarray(values).ravel()
+    if flat.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    runs = np.diff(np.r_[starts, flat.size])
+    return [[int(v), int(r)] for v, r in zip(flat[starts], runs, strict=True)]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The engine's answer for one wafer.
+
+    Arrays are read-only (a prediction may be shared through the cache): copy before editing,
+    e.g. ``LabelMask(pred.mask.labels.copy())``. ``latency_ms`` is the engine time spent on
+    this wafer (its batch's encode + run + decode time divided by the batch size).
+    """
+
+    mask: LabelMask
+    probs: np.ndarray  # (K, H, W) float32
+    summary: WaferSummary
+    uncertainty: dict[str, float]
+    embedding: np.ndarray  # (E,) float32
+    model_version: str
+    model_sha256: str
+    provider: str
+    latency_ms: float
+    wafer_hash: str
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        _readonly(self.mask.labels)
+        _readonly(self.probs)
+        _readonly(self.embedding)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.summary.verdict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mask.shape
+
+    def to_json(self, mask_format: str = "lists", include_probs: bool = False) -> dict[str, Any]:
+        """A JSON-able dict. ``mask_format``: ``"lists"`` (rows of ints, 255 = no class) or
+        ``"rle"`` (``[[value, run], ...]`` over the C-order raveled mask)."""
+        labels = self.mask.labels
+        if mask_format == "lists":
+            mask: Any = labels.tolist()
+        elif mask_format == "rle":
+            mask = {"rle": rle(labels), "order": "C"}
+        else:
+            raise ValueError(f"mask_format {mask_format!r}: use 'lists' or 'rle'")
+        out: dict[str, Any] = {
+            "wafer_hash": self.wafer_hash,
+            "shape": list(self.shape),
+            "verdict": self.verdict,
+            "counts": dict(self.summary.counts),
+            "n_fail": self.summary.n_fail,
+            "n_dies": self.summary.n_dies,
+            "uncertainty": {k: round(float(v), 6) for k, v in self.uncertainty.items()},
+            "mask": mask,
+            "mask_ignore": IGNORE,
+            "embedding": [round(float(v), 6) for v in self.embedding],
+            "model": {"version": self.model_version, "sha256": self.model_sha256, "provider": self.provider},
+            "latency_ms": round(self.latency_ms, 3),
+            "cached": self.cached,
+        }
+        if include_probs:
+            out["probs"] = np.round(self.probs, 5).tolist()
+        return out

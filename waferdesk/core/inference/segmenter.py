@@ -1,0 +1,262 @@
+"""The segmenter: an ONNX model + its card, run on batches of wafers of any size.
+
+Wafers are encoded with the one shared encoding (:mod:`waferdesk.core.encoding`), so the
+network sees exactly what it was trained on. A wafer's canvas (its size rounded up to a
+multiple of 32, see :func:`~waferdesk.core.encoding.canvas_for`) decides its batch: wafers
+sharing a canvas run together and every wafer is always encoded on its own canvas, so a
+prediction never depends on which other wafers happened to share its batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..encoding import CHANNELS, canvas_for, decode, encode_batch
+from ..errors import ModelError
+from ..modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, default_model_path, load_model_card
+from ..results import VerdictPolicy, summarize
+from ..taxonomy import Taxonomy, default_taxonomy
+from ..wafer import FAIL, WaferMap
+from .cache import PredictionCache
+from .prediction import Prediction, mask_from_logits, softmax, uncertainty_scores
+from .providers import SessionFactory, make_session, short_name
+
+ProgressFn = Callable[[int, int | None], None]
+"""``on_progress(done, total)``: wafers returned so far, and the total when the input has a length."""
+
+BATCH_PIXELS = 32 * 128 * 128
+"""Largest batch in canvas pixels: 32 wafers at 128x128, 8 at 256x256 (memory stays bounded)."""
+
+
+def _onnx_dtype(type_str: str) -> type[np.floating]:
+    if type_str == "tensor(float16)":
+        return np.float16
+    if type_str == "tensor(float)":
+        return np.float32
+    raise ModelError(f"model input has type {type_str}; expected float or float16")
+
+
+class Segmenter:
+    """Per-die defect classes, probabilities, verdict, uncertainty and embedding of wafers.
+
+    ``model_path`` None means the shipped default model. ``providers``: ``"auto"`` (TensorRT,
+    CUDA, DirectML, CPU: the first that really starts), ``"cpu"``, ``"cuda"``... or explicit
+    provider names; :attr:`provider` and :attr:`provider_note` say what runs and why.
+    ``cache``: True for a private in-memory cache, a :class:`PredictionCache` to share one,
+    False for none. Thread-safe: ``predict`` may be called from several threads.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        providers: str | Sequence[str] = "auto",
+        threads: int | None = None,
+        cache: PredictionCache | bool = True,
+        verify_sha: bool = True,
+        taxonomy: Taxonomy | None = None,
+        policy: VerdictPolicy | None = None,
+        warmup: bool = True,
+        available_providers: Sequence[str] | None = None,
+        session_factory: SessionFactory | None = None,
+    ) -> None:
+        if model_path is None:
+            path = default_model_path()
+            if not path.is_file():
+                raise ModelError(
+                    f"{path}: the default model is not installed; pass a model file (e.g. --model M.onnx "
+                    "with its M.card.json beside it), or train and export one with the 'ml' extra and "
+                    "place it there"
+                )
+        else:
+            path = Path(model_path)
+        self.model_path = path
+        self.card = load_model_card(path, verify=verify_sha)
+        self.model_version = self.card.version
+        self.model_sha256 = self.card.sha256
+        self.taxonomy = taxonomy or default_taxonomy()
+        self.policy = policy or VerdictPolicy.default(self.taxonomy)
+        self.session, info = make_session(
+            path, providers, threads, available=available_providers, factory=session_factory
+        )
+        self.session_info = info
+        self.provider = info.provider
+        self.provider_note = info.note
+        self.threads = info.threads
+        self._check_io()
+        if cache is True:
+            self.cache: PredictionCache | None = PredictionCache()
+        elif cache is False or cache is None:
+            self.cache = None
+        else:
+            self.cache = cache
+        self.runs = 0  # session runs so far (tests and stats)
+        self._lock = threading.Lock()
+        if warmup:
+            self.warmup()
+
+    # -- model I/O ------------------------------------------------------------------------
+    def _check_io(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = {o.name for o in self.session.get_outputs()}
+        where = str(self.model_path)
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise ModelError(f"{where}: expected one input named {INPUT_NAME!r}, got {[i.name for i in inputs]}")
+        shape = inputs[0].shape
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != len(CHANNELS)):
+            raise ModelError(f"{where}: input shape {shape}; expected (N, {len(CHANNELS)}, H, W)")
+        missing = {OUTPUT_SCORES, OUTPUT_EMBEDDING} - outputs
+        if missing:
+            raise ModelError(f"{where}: missing output(s) {sorted(missing)}; has {sorted(outputs)}")
+        self.input_dtype = _onnx_dtype(inputs[0].type)
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw network: encoded (N, C, H, W) -> logits (N, K, H, W) and embedding (N, E), float32."""
+        out = self.session.run([OUTPUT_SCORES, OUTPUT_EMBEDDING], {INPUT_NAME: x.astype(self.input_dtype, copy=False)})
+        with self._lock:
+            self.runs += 1
+        logits, emb = out
+        k = len(self.taxonomy)
+        if logits.ndim != 4 or logits.shape[1] != k:
+            raise ModelError(f"{self.model_path}: logits shape {logits.shape}; expected (N, {k}, H, W)")
+        return np.asarray(logits, dtype=np.float32), np.asarray(emb, dtype=np.float32).reshape(len(x), -1)
+
+    def warmup(self, sizes: Sequence[int] = (64,)) -> None:
+        """One run per canvas size so the first real wafer does not pay for initialisation."""
+        for s in sizes:
+            self.run(np.zeros((1, len(CHANNELS), s, s), dtype=np.float32))
+
+    # -- prediction -----------------------------------------------------------------------
+    def _postprocess(
+        self, wafer: WaferMap, logits: np.ndarray, emb: np.ndarray, place: Any, ms: float, whash: str
+    ) -> Prediction:
+        z = decode(logits, place)  # (K, h, w) per-die logits
+        fail = wafer.dies == FAIL
+        mask = mask_from_logits(z, fail)
+        probs = softmax(z, axis=0)
+        return Prediction(
+            mask=mask,
+            probs=probs,
+            summary=summarize(wafer, mask, self.policy, self.taxonomy),
+            uncertainty=uncertainty_scores(probs, fail),
+            embedding=np.array(emb, dtype=np.float32),
+            model_version=self.model_version,
+            model_sha256=self.model_sha256,
+            provider=short_name(self.provider),
+            latency_ms=ms,
+            wafer_hash=whash,
+        )
+
+    def predict_batch(self, wafers: Sequence[WaferMap]) -> list[Prediction]:
+        """Predict wafers that share one canvas in a single run (no cache)."""
+        if not wafers:
+            return []
+        canvases = {canvas_for(w.shape) for w in wafers}
+        if len(canvases) != 1:
+            raise ValueError(f"predict_batch needs wafers of one canvas size, got {sorted(canvases)}")
+        t0 = time.perf_counter()
+        x, places = encode_batch([w.dies for w in wafers])
+        logits, emb = self.run(x)
+        hashes = [w.content_hash() for w in wafers]
+        preds = [self._postprocess(w, logits[i], emb[i], places[i], 0.0, hashes[i]) for i, w in enumerate(wafers)]
+        ms = (time.perf_counter() - t0) * 1000.0 / len(wafers)
+        return [_with_latency(p, ms) for p in preds]
+
+    def predict(self, wafer: WaferMap) -> Prediction:
+        """One wafer (answered from the cache when this model already saw this die grid)."""
+        grid = wafer.grid_hash()
+        if self.cache is not None:
+            hit = self.cache.get(wafer, self.model_sha256, grid)
+            if hit is not None:
+                return hit
+        pred = self.predict_batch([wafer])[0]
+        if self.cache is not None:
+            self.cache.put(grid, pred)
+        return pred
+
+    def predict_many(
+        self,
+        wafers: Iterable[WaferMap],
+        batch_size: int = 32,
+        on_progress: ProgressFn | None = None,
+        max_pending: int | None = None,
+    ) -> Iterator[Prediction]:
+        """Stream predictions in input order, running wafers of equal canvas size together.
+
+        Wafers wait in one bucket per canvas size; a bucket runs when it holds ``batch_size``
+        wafers (fewer for big canvases, see :data:`BATCH_PIXELS`), or when more than
+        ``max_pending`` wafers wait (then the bucket holding the oldest waiting wafer runs,
+        so results keep flowing in order and memory stays bounded). Identical grids in the
+        stream or in the cache are predicted once.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        limit = max_pending or max(4 * batch_size, 64)
+        total = len(wafers) if isinstance(wafers, Sized) else None
+        done: dict[int, Prediction] = {}
+        buckets: dict[tuple[int, int], list[tuple[int, WaferMap, str]]] = {}
+        bucket_of: dict[int, tuple[int, int]] = {}  # waiting input index -> its bucket
+        repeats: dict[str, list[tuple[int, WaferMap]]] = {}  # grid waiting in a bucket -> later copies
+        order: deque[int] = deque()  # input indices not yet yielded, ascending
+        n_out = 0
+
+        def cap(canvas: tuple[int, int]) -> int:
+            return max(1, min(batch_size, BATCH_PIXELS // (canvas[0] * canvas[1])))
+
+        def flush(canvas: tuple[int, int]) -> None:
+            items = buckets.pop(canvas)
+            preds = self.predict_batch([w for _, w, _ in items])
+            for (i, _, grid), p in zip(items, preds, strict=True):
+                if self.cache is not None:
+                    self.cache.put(grid, p)
+                done[i] = p
+                del bucket_of[i]
+                for j, w in repeats.pop(grid, []):
+                    done[j] = replace(p, wafer_hash=w.content_hash(), cached=True)
+                    del bucket_of[j]
+
+        def ready() -> Iterator[Prediction]:
+            nonlocal n_out
+            while order and order[0] in done:
+                n_out += 1
+                if on_progress:
+                    on_progress(n_out, total)
+                yield done.pop(order.popleft())
+
+        for i, wafer in enumerate(wafers):
+            order.append(i)
+            grid = wafer.grid_hash()
+            if grid in repeats:  # the same grid already waits in a bucket: predict it once
+                repeats[grid].append((i, wafer))
+                bucket_of[i] = canvas_for(wafer.shape)
+                continue
+            hit = self.cache.get(wafer, self.model_sha256, grid) if self.cache is not None else None
+            if hit is not None:
+                done[i] = hit
+            else:
+                canvas = canvas_for(wafer.shape)
+                bucket = buckets.setdefault(canvas, [])
+                bucket.append((i, wafer, grid))
+                bucket_of[i] = canvas
+                repeats[grid] = []
+                if len(bucket) >= cap(canvas):
+                    flush(canvas)
+                while len(bucket_of) > limit:  # the oldest waiting wafer's bucket goes now
+                    flush(bucket_of[order[0]])
+                    yield from ready()
+            yield from ready()
+        while order:
+            flush(bucket_of[order[0]])
+            yield from ready()
+
+
+def _with_latency(p: Prediction, ms: float) -> Prediction:
+    return replace(p, latency_ms=ms)
