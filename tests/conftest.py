@@ -10,7 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_DATA = REPO.parent / "shared" / "data" / "wm811k-val.npz"
+# WAFERDESK_REAL_DATA points elsewhere (a git worktree does not sit beside ../shared)
+REAL_DATA = Path(os.environ.get("WAFERDESK_REAL_DATA") or REPO.parent / "shared" / "data" / "wm811k-val.npz")
 
 
 @pytest.fixture(scope="session")
