@@ -104,3 +104,9 @@ def test_wafers_are_grouped_by_lot_and_wafer(tmp_path) -> None:
     ]
     assert all(r.mask is None for r in recs)
     assert IGNORE == 255
+
+
+def test_latin1_files_from_spreadsheets_read(tmp_path) -> None:
+    (tmp_path / "l.csv").write_bytes("# Los caf\xe9\nx;y;pass\n1;2;p\n3;2;f\n".encode("latin-1"))
+    (rec,) = read_any(tmp_path / "l.csv")
+    assert rec.wafer.dies.tolist() == [[1, 0, 2]]

@@ -16,9 +16,10 @@ are remembered in ``extra`` (``csv_x0``/``csv_y0``) so writing it back gives the
 from __future__ import annotations
 
 import csv
-import io
+import itertools
+import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ..errors import FormatError, ValidationError
 from ..records import WaferRecord
 from ..taxonomy import IGNORE, default_taxonomy
 from ..wafer import FAIL, NO_DIE, PASS, LabelMask, WaferMap
-from ._files import read_bytes
+from ._files import file_size, head
 from .limits import MAX_COORD, MAX_SIDE, MAX_TEXT_BYTES
 
 SUFFIXES = (".csv", ".txt")
@@ -42,8 +43,7 @@ _ALIASES = {
     "wafer": {"wafer", "waferid", "waferindex", "waferno", "slot"},
     "class": {"class", "label", "pattern", "defectclass"},
 }
-_PASS_WORDS = {"pass": True, "p": True, "1": True, "true": True, "good": True, "fail": False, "f": False}
-_PASS_WORDS |= {"0": False, "false": False, "bad": False}
+_PASS_WORDS = {"pass": 1, "p": 1, "1": 1, "true": 1, "good": 1, "fail": 0, "f": 0, "0": 0, "false": 0, "bad": 0}
 
 
 def _norm(name: str) -> str:
@@ -63,29 +63,44 @@ class _Wafer:
 
 
 def _int(path: Path, line: int, name: str, value: str) -> int:
-    text = value.strip()
     try:
-        num = float(text)
+        return int(value)  # the common case, fast
+    except ValueError:
+        pass
+    try:
+        num = float(value)
     except ValueError:
         raise FormatError(path, f"line {line}: {name} {value!r} is not an integer") from None
-    if not np.isfinite(num) or num != int(num):
+    if not math.isfinite(num) or num != int(num):
         raise FormatError(path, f"line {line}: {name} {value!r} is not an integer")
     return int(num)
 
 
-def _rows(text: str) -> Iterable[tuple[int, list[str]]]:
-    """(line number, fields) of every non-empty, non-comment line, with the separator sniffed once."""
-    delim: str | None = ""
-    for n, raw in enumerate(io.StringIO(text), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if delim == "":
-            delim = next((d for d in (",", ";", "\t") if d in line), None)
-        if delim is None:
-            yield n, line.split()
+def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-empty, non-comment line, with the separator sniffed once.
+
+    Streams the file (memory stays at the compact per-wafer arrays) through one csv reader;
+    comment lines reach it as empty lines so its line count stays the file's.
+    """
+    with path.open(encoding=encoding, newline="") as fh:
+        before = 0  # blank and comment lines ahead of the first row
+        for first in fh:
+            if first.strip() and not first.lstrip().startswith("#"):
+                break
+            before += 1
         else:
-            yield n, [f.strip() for f in next(csv.reader([line], delimiter=delim))]
+            return
+        delim = next((d for d in (",", ";", "\t") if d in first), None)
+        lines = itertools.chain([first], fh)
+        if delim is None:
+            for n, raw in enumerate(lines, before + 1):
+                if (fields := raw.split()) and not fields[0].startswith("#"):
+                    yield n, fields
+            return
+        reader = csv.reader((("\n" if ln.lstrip().startswith("#") else ln) for ln in lines), delimiter=delim)
+        for fields in reader:
+            if fields and any(f.strip() for f in fields):
+                yield reader.line_num + before, [f.strip() for f in fields]
 
 
 def _header(path: Path, n: int, fields: list[str]) -> dict[str, int] | None:
@@ -114,57 +129,65 @@ def _header(path: Path, n: int, fields: list[str]) -> dict[str, int] | None:
 def read_csv(path: str | Path, pass_bins: Iterable[int] | None = None) -> list[WaferRecord]:
     """Read a die list; ``pass_bins`` says which bin codes pass when there is no pass column."""
     src = Path(path)
-    data = read_bytes(src, MAX_TEXT_BYTES, "text")
-    if b"\0" in data[:4096]:
+    file_size(src, MAX_TEXT_BYTES, "text")
+    if b"\0" in head(src, 4096):
         raise FormatError(src, "is a binary file, not a text die list")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    del data
+        return _read(src, "utf-8-sig", pass_bins)
+    except UnicodeDecodeError:  # not UTF-8: spreadsheets on Windows often write Latin-1
+        return _read(src, "latin-1", pass_bins)
+    except OSError as exc:
+        raise FormatError(src, f"cannot read ({exc.strerror or exc})") from None
+
+
+def _read(src: Path, encoding: str, pass_bins: Iterable[int] | None) -> list[WaferRecord]:
     good_bins = frozenset(int(b) for b in pass_bins) if pass_bins is not None else DEFAULT_PASS_BINS
     tax = default_taxonomy()
     class_of = {name.lower(): i for i, name in enumerate(tax.names)}
     cols: dict[str, int] | None = None
     wafers: dict[tuple[str, str], _Wafer] = {}
-    for n, fields in _rows(text):
+    ix = iy = need = 0
+    ib = ip = il = iw = ic = -1
+    for n, fields in _rows(src, encoding):
         if cols is None:
             cols = _header(src, n, fields)
-            if cols is not None:
+            is_header = cols is not None
+            if cols is None:
+                if len(fields) != 3:
+                    raise FormatError(src, f"line {n}: without a header line each row must be x, y, bin (3 columns)")
+                cols = {"x": 0, "y": 1, "bin": 2}
+            ix, iy = cols["x"], cols["y"]
+            ib, ip, il, iw, ic = (cols.get(k, -1) for k in ("bin", "pass", "lot", "wafer", "class"))
+            need = max(cols.values()) + 1
+            if is_header:
                 continue
-            if len(fields) != 3:
-                raise FormatError(src, f"line {n}: without a header line each row must be x, y, bin (3 columns)")
-            cols = {"x": 0, "y": 1, "bin": 2}
-        if len(fields) <= max(cols.values()):
-            raise FormatError(src, f"line {n}: {len(fields)} columns, the header needs {max(cols.values()) + 1}")
-        x, y = _int(src, n, "x", fields[cols["x"]]), _int(src, n, "y", fields[cols["y"]])
+        if len(fields) < need:
+            raise FormatError(src, f"line {n}: {len(fields)} columns, the header needs {need}")
+        x, y = _int(src, n, "x", fields[ix]), _int(src, n, "y", fields[iy])
         if abs(x) > MAX_COORD or abs(y) > MAX_COORD:
             raise FormatError(src, f"line {n}: die ({x}, {y}) lies outside ±{MAX_COORD}; not a die coordinate")
-        key = (fields[cols["lot"]] if "lot" in cols else "", fields[cols["wafer"]] if "wafer" in cols else "")
-        w = wafers.setdefault(key, _Wafer())
-        b = fields[cols["bin"]].strip() if "bin" in cols else ""
+        key = (fields[il] if il >= 0 else "", fields[iw] if iw >= 0 else "")
+        w = wafers.get(key)
+        if w is None:
+            w = wafers[key] = _Wafer()
         code = -1
-        if b:
+        if ib >= 0 and (b := fields[ib]):
             code = _int(src, n, "bin", b)
             if not 0 <= code < 2**31:
                 raise FormatError(src, f"line {n}: bin {b!r} is not a bin code 0..{2**31 - 1}")
-        elif "pass" not in cols:
+        elif ip < 0:
             raise FormatError(src, f"line {n}: empty bin and no pass column")
         ok = -1
-        if "pass" in cols:
-            word = fields[cols["pass"]].strip().lower()
-            if word not in _PASS_WORDS:
-                raise FormatError(
-                    src,
-                    f"line {n}: pass/fail value {fields[cols['pass']]!r} is not one of "
-                    "pass/fail, p/f, 1/0, true/false, good/bad",
-                )
-            ok = int(_PASS_WORDS[word])
+        if ip >= 0:
+            ok = _PASS_WORDS.get(fields[ip].lower(), -1)
+            if ok < 0:
+                words = "pass/fail, p/f, 1/0, true/false, good/bad"
+                raise FormatError(src, f"line {n}: pass/fail value {fields[ip]!r} is not one of {words}")
         cls = IGNORE
-        if "class" in cols and (name := fields[cols["class"]].strip()):
-            if name.lower() not in class_of:
+        if ic >= 0 and (name := fields[ic]):
+            cls = class_of.get(name.lower(), -1)
+            if cls < 0:
                 raise FormatError(src, f"line {n}: class {name!r} is not one of {', '.join(tax.names)}")
-            cls = class_of[name.lower()]
         w.x.append(x)
         w.y.append(y)
         w.bin.append(code)
