@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import Geometry
+from .geometry import Geometry, smooth_noise
 
 # (probability, low rate, high rate): clean, light and heavy background, and "random" wafers
 # whose scattered fails are dense enough to be a problem of their own (WM-811K "Random").
-RATE_MIXTURE = ((0.2, 0.0, 0.01), (0.45, 0.01, 0.12), (0.35, 0.12, 0.24))
-DENSE_RANGE = (0.3, 0.62)
+RATE_MIXTURE = ((0.05, 0.0, 0.03), (0.35, 0.03, 0.12), (0.6, 0.1, 0.25))
+DENSE_RANGE = (0.33, 0.68)
 
 
 def sample_rate(rng: np.random.Generator, dense: bool = False) -> float:
@@ -32,8 +32,10 @@ def background_fails(geo: Geometry, rng: np.random.Generator, rate: float) -> np
         return np.zeros((h, w), dtype=bool)
     rim_gain = rng.uniform(0.0, 1.5) if rng.random() < 0.6 else 0.0
     field = 1.0 + rim_gain * geo.r**6
+    if rate >= 0.25 or rng.random() < 0.3:  # patchy: real dense-random wafers fail in blotches
+        field *= 0.4 + 1.2 * smooth_noise(geo.shape, rng, int(rng.integers(2, 6)))
     field /= field[geo.on].mean() if geo.on.any() else 1.0
-    clump_share = rng.uniform(0.0, 0.5) if rate < 0.3 else rng.uniform(0.0, 0.2)
+    clump_share = rng.uniform(0.0, 0.3) if rate < 0.3 else rng.uniform(0.0, 0.2)
     p_single = np.clip(rate * (1 - clump_share) * field, 0, 0.95)
     fails = rng.random((h, w)) < p_single
     if clump_share > 0:

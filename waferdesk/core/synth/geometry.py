@@ -18,7 +18,7 @@ NOTCH_ANGLE = {"right": 0.0, "down": np.pi / 2, "left": np.pi, "up": -np.pi / 2}
 # Diameter (dies across) bins and their weights: real WM-811K maps are mostly 25-30 dies
 # across with a long tail to ~210; the issue asks for 15..200.
 SIZE_BINS = ((15, 24), (24, 32), (32, 48), (48, 72), (72, 120), (120, 200))
-SIZE_WEIGHTS = (0.05, 0.42, 0.2, 0.18, 0.1, 0.05)
+SIZE_WEIGHTS = (0.04, 0.55, 0.18, 0.13, 0.07, 0.03)
 
 
 @dataclass
@@ -82,7 +82,10 @@ def sample_diameter(rng: np.random.Generator, size_range: tuple[int, int]) -> fl
 def make_geometry(rng: np.random.Generator, size_range: tuple[int, int] = (15, 200)) -> Geometry:
     """A random wafer outline: size, die aspect, edge exclusion, inclusion rule and notch."""
     dx_dies = sample_diameter(rng, size_range)  # dies across, horizontally
-    aspect = 1.0 if rng.random() < 0.35 else float(np.exp(rng.uniform(np.log(0.72), np.log(1.38))))
+    # most real maps are within 10 % of square; a minority have clearly non-square dies
+    aspect = float(np.exp(rng.uniform(np.log(0.93), np.log(1.07))))
+    if rng.random() < 0.2:
+        aspect = float(np.exp(rng.uniform(np.log(0.72), np.log(1.38))))
     dy_dies = float(np.clip(dx_dies / aspect, size_range[0] * 0.8, size_range[1] * 1.05))
     excl = rng.uniform(0.0, 0.035)
     full_die = rng.random() < 0.6  # a die counts only when all of it lies inside the usable area
@@ -101,7 +104,7 @@ def make_geometry(rng: np.random.Generator, size_range: tuple[int, int] = (15, 2
         reach = np.hypot(x, y)
     on = reach <= limit
     notch = ("down", "up", "left", "right")[rng.choice(4, p=(0.55, 0.15, 0.15, 0.15))]
-    if rng.random() < 0.7:  # the notch/flat takes a die or two off the rim
+    if rng.random() < 0.3:  # the notch/flat takes a die or two off the rim
         ang = NOTCH_ANGLE[notch]
         d = np.abs(np.angle(np.exp(1j * (np.arctan2(y, x) - ang))))
         width = rng.uniform(1.0, 2.5) * max(die_x, die_y)
@@ -121,3 +124,24 @@ def make_geometry(rng: np.random.Generator, size_range: tuple[int, int] = (15, 2
         notch=notch,
         die_pitch=(round(pitch_x, 3), round(pitch_x * aspect, 3)),
     )
+
+
+def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cells: int = 4) -> np.ndarray:
+    """A smooth random field in [0, 1]: uniform noise on a coarse grid, bilinearly interpolated.
+
+    Used for what varies slowly across a real wafer: patchy background fails, the clumps of
+    surviving dies on a near-full wafer.
+    """
+    h, w = shape
+    coarse = rng.random((cells + 1, cells + 1)).astype(np.float32)
+    ys = np.linspace(0, cells, h, dtype=np.float32)
+    xs = np.linspace(0, cells, w, dtype=np.float32)
+    y0 = np.minimum(ys.astype(int), cells - 1)
+    x0 = np.minimum(xs.astype(int), cells - 1)
+    fy = (ys - y0)[:, None]
+    fx = (xs - x0)[None, :]
+    a = coarse[y0][:, x0]
+    b = coarse[y0][:, x0 + 1]
+    c = coarse[y0 + 1][:, x0]
+    d = coarse[y0 + 1][:, x0 + 1]
+    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx).astype(np.float32)

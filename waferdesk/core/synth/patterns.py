@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import Geometry
+from .geometry import Geometry, smooth_noise
 
 
 @dataclass
@@ -60,7 +60,7 @@ def edge(geo: Geometry, rng: np.random.Generator, background: float, mode: str |
         centre = rng.uniform(-np.pi, np.pi)
         half = rng.uniform(np.radians(15), np.radians(80))
         d = _angle_diff(th, centre)
-        max_depth = max(1.5, rng.uniform(0.05, 0.2) * across)
+        max_depth = max(1.2, rng.uniform(0.03, 0.12) * across)
         depth = max_depth * np.clip(1 - (d / half) ** 2, 0, 1) + 0.6
         region = (rim >= 0) & (d < half) & (rim < depth)
         fade = np.clip(1.15 - 0.5 * rim / np.maximum(depth, 1), 0.4, 1.0)
@@ -70,18 +70,20 @@ def edge(geo: Geometry, rng: np.random.Generator, background: float, mode: str |
 
 def center(geo: Geometry, rng: np.random.Generator, background: float, mode: str | None = None) -> Pattern:
     cx, cy = rng.normal(0, 0.05, size=2)
-    rc = rng.uniform(0.12, 0.42)
-    stretch = rng.uniform(0.8, 1.25)
+    rc = rng.uniform(0.2, 0.55)
+    stretch = rng.uniform(0.85, 1.18)
     d = np.hypot((geo.x - cx) * stretch, (geo.y - cy) / stretch) / rc + _wobble(geo, rng, 0.12)
     p_in = _density(rng, background, 0.7, 0.98)
+    core = rng.uniform(0.3, 0.6)  # a dense core, then a halo of fails thinning outwards
     region = geo.on & (d < 1.0)
-    prob = np.where(region, p_in * np.clip(1.3 - 0.5 * d, 0, 1), 0.0)
+    halo = np.clip(1 - (d - core) / (1 - core), 0.25, 1.0)
+    prob = np.where(region, p_in * np.where(d < core, 1.0, halo), 0.0)
     return Pattern("center", prob.astype(np.float32), region, mode or "blob")
 
 
 def ring(geo: Geometry, rng: np.random.Generator, background: float, mode: str | None = None) -> Pattern:
     r0 = rng.uniform(0.35, 0.68)
-    width = rng.uniform(0.1, 0.28)
+    width = rng.uniform(0.12, 0.32)
     r = geo.r + _wobble(geo, rng, 0.03)
     region = geo.on & (np.abs(r - r0) < width / 2)
     mode = mode or ("full" if rng.random() < 0.55 else "partial")
@@ -92,35 +94,56 @@ def ring(geo: Geometry, rng: np.random.Generator, background: float, mode: str |
     return Pattern("ring", prob.astype(np.float32), region, mode)
 
 
+def _scratch_path(rng: np.random.Generator, mode: str) -> np.ndarray:
+    """Points (n, 2) of a scratch in normalised coordinates: one straight stroke, or a chain of
+    1-3 gently curved strokes (real scratches are long, often several joined segments)."""
+    rho = np.sqrt(rng.uniform(0, 0.36))
+    phi = rng.uniform(-np.pi, np.pi)
+    start = np.array([rho * np.cos(phi), rho * np.sin(phi)])
+    ang = rng.uniform(0, 2 * np.pi)
+    total = rng.uniform(0.6, 1.9)
+    n_seg = 1 if mode == "straight" else int(rng.integers(1, 4))
+    pieces = []
+    for k in range(n_seg):
+        length = total / n_seg
+        d = np.array([np.cos(ang), np.sin(ang)])
+        end = start + length * d
+        mid = (start + end) / 2
+        if mode != "straight":
+            mid = mid + np.array([-d[1], d[0]]) * rng.uniform(-0.3, 0.3) * length
+        t = np.linspace(0, 1, 400)[:, None]
+        pieces.append((1 - t) ** 2 * start + 2 * (1 - t) * t * mid + t**2 * end)
+        if k == 0 and rng.random() < 0.5:  # grow the other way from the start point too
+            ang = ang + np.pi
+            start = pieces[0][0]
+        else:
+            start = end
+        ang += rng.uniform(-0.5, 0.5)
+    return np.concatenate(pieces)
+
+
 def scratch(geo: Geometry, rng: np.random.Generator, background: float, mode: str | None = None) -> Pattern:
-    """A thin curve: a quadratic Bezier sampled finely and rasterised to dies, with gaps."""
+    """A thin line of dies: a rasterised path, one or two dies wide, possibly broken."""
     h, w = geo.shape
     mode = mode or ("curved" if rng.random() < 0.6 else "straight")
-    start = rng.uniform(-0.75, 0.75, size=2)
-    ang = rng.uniform(0, 2 * np.pi)
-    length = rng.uniform(0.4, 1.5)
-    end = start + length * np.array([np.cos(ang), np.sin(ang)])
-    mid = (start + end) / 2
-    if mode == "curved":
-        normal = np.array([-np.sin(ang), np.cos(ang)])
-        mid = mid + normal * rng.uniform(-0.35, 0.35) * length
-    n = int(length / min(geo.die_x, geo.die_y) * 4) + 8
-    t = np.linspace(0, 1, n)[:, None]
-    pts = (1 - t) ** 2 * start + 2 * (1 - t) * t * mid + t**2 * end
-    # normalised -> grid: invert the geometry's linear mapping using two reference cells
+    pts = _scratch_path(rng, mode)
+    # normalised -> grid: the geometry's mapping is linear, die_x per column from column 0
     col = (pts[:, 0] - geo.x[0, 0]) / geo.die_x
     row = (pts[:, 1] - geo.y[0, 0]) / geo.die_y
+    n = len(pts)
     keep = np.ones(n, dtype=bool)
     if rng.random() < 0.5:  # broken line: drop a few stretches
+        t = np.linspace(0, 1, n)
         for _ in range(int(rng.integers(1, 4))):
             a = rng.uniform(0.1, 0.9)
-            keep &= ~((t[:, 0] > a) & (t[:, 0] < a + rng.uniform(0.03, 0.1)))
+            keep &= ~((t > a) & (t < a + rng.uniform(0.02, 0.07)))
     ci, ri = np.round(col[keep]).astype(int), np.round(row[keep]).astype(int)
     region = np.zeros((h, w), dtype=bool)
     ok = (ri >= 0) & (ri < h) & (ci >= 0) & (ci < w)
     region[ri[ok], ci[ok]] = True
     if rng.random() < 0.25:  # a two-die-wide scratch
-        dr, dc = (0, 1) if abs(np.sin(ang)) > abs(np.cos(ang)) else (1, 0)
+        step = np.diff(pts[[0, -1]], axis=0)[0]
+        dr, dc = (0, 1) if abs(step[1]) > abs(step[0]) else (1, 0)
         r2, c2 = ri[ok] + dr, ci[ok] + dc
         ok2 = (r2 < h) & (c2 < w)
         region[r2[ok2], c2[ok2]] = True
@@ -136,7 +159,7 @@ def particle(geo: Geometry, rng: np.random.Generator, background: float, mode: s
     rho = np.sqrt(rng.uniform(0.0, 0.8))
     phi = rng.uniform(-np.pi, np.pi)
     cx, cy = rho * np.cos(phi), rho * np.sin(phi)
-    radius_dies = rng.uniform(1.5, max(2.3, 0.1 * across))
+    radius_dies = rng.uniform(1.5, max(3.0, 0.16 * across))
     radius = radius_dies * (geo.die_x + geo.die_y) / 2
     ratio = np.sqrt(rng.uniform(1.0, 2.0))
     rot = rng.uniform(0, np.pi)
@@ -191,7 +214,10 @@ def etching(geo: Geometry, rng: np.random.Generator, background: float, mode: st
         a = rng.uniform(0, 2 * np.pi)
         proj = geo.x * np.cos(a) + geo.y * np.sin(a)
         base = rng.uniform(0.8, 0.97)
-        prob = np.clip(base + rng.uniform(0, 0.12) * proj, 0.7, 0.99)
+        prob = base + rng.uniform(0, 0.12) * proj
+        # surviving dies come in clumps, often on one side, not as salt-and-pepper
+        holes = smooth_noise(geo.shape, rng, int(rng.integers(2, 5)))
+        prob = np.clip(prob - np.clip(holes - rng.uniform(0.65, 0.85), 0, None) * 3.0, 0.05, 0.995)
         region = geo.on.copy()
     elif mode == "side":
         a = rng.uniform(0, 2 * np.pi)
