@@ -16,7 +16,7 @@ from .. import __version__
 from ..core.errors import WaferDeskError
 
 # module name under waferdesk.cli -> registered by its register(subparsers)
-COMMAND_MODULES = ("synth_cmd", "predict_cmd", "realism_cmd")
+COMMAND_MODULES = ("synth_cmd", "predict_cmd", "realism_cmd", "app_cmd", "bench_app_cmd")
 
 
 class MissingExtraError(WaferDeskError):
@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         print(version_text())
         return 0
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        from .app_cmd import app_available
+
+        if argv is None and not sys.argv[1:] and app_available():
+            args = parser.parse_args(["app"])  # plain `waferdesk` starts the desktop app
+        else:
+            parser.print_help()
+            return 0
     try:
         return int(args.func(args) or 0)
     except WaferDeskError as exc:

@@ -1,0 +1,124 @@
+"""Every command of the window with its menu, text and shortcuts, in one table.
+
+The menus, the toolbar and the Help > Keyboard shortcuts sheet are all built from
+:data:`ACTIONS`, so the sheet cannot drift from what the keys really do. The class keys come
+from the taxonomy, never from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from ..core.taxonomy import default_taxonomy
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    menu: str
+    text: str
+    shortcuts: tuple[str, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open", "File", "Open files…", ("Ctrl+O",), "open wafer files (any supported format)"),
+    ActionSpec("open_folder", "File", "Open folder…", ("Ctrl+Shift+O",), "open every wafer file in a folder"),
+    ActionSpec("save", "File", "Save labels", ("Ctrl+S",), "write the labelled wafers to a .wdm labels file"),
+    ActionSpec("save_as", "File", "Save labels as…", ("Ctrl+Shift+S",)),
+    ActionSpec("export_png", "File", "Export view as PNG…", ("Ctrl+E",)),
+    ActionSpec("export_csv", "File", "Export results as CSV…"),
+    ActionSpec("export_coco", "File", "Export labels as COCO…"),
+    ActionSpec("quit", "File", "Quit", ("Ctrl+Q",)),
+    ActionSpec("accept", "Edit", "Accept prediction", ("A",), "replace this wafer's labels by the model's mask"),
+    ActionSpec("clear_labels", "Edit", "Clear labels of this wafer", ("Shift+Del",)),
+    ActionSpec("clear_history", "Edit", "Clear undo history of this wafer"),
+    ActionSpec("navigate", "Tools", "Navigate", ("V",), "drag to pan, wheel to zoom", True),
+    ActionSpec("brush", "Tools", "Brush", ("B",), "paint whole failing dies with the active class", True),
+    ActionSpec("eraser", "Tools", "Eraser", ("E",), "remove labels from dies", True),
+    ActionSpec("polygon", "Tools", "Polygon", ("P",), "click vertices; double-click, Enter or the first vertex closes", True),
+    ActionSpec("fill", "Tools", "Fill cluster", ("G",), "label the failing dies connected to the one clicked", True),
+    ActionSpec("brush_bigger", "Tools", "Larger brush", ("]",)),
+    ActionSpec("brush_smaller", "Tools", "Smaller brush", ("[",)),
+    ActionSpec("brush_shape", "Tools", "Circle / square brush", ("O",)),
+    ActionSpec("finish", "Tools", "Close polygon", ("Return", "Enter")),
+    ActionSpec("cancel", "Tools", "Cancel polygon or stroke", ("Esc",)),
+    ActionSpec("fit", "View", "Fit wafer", ("F", "Home")),
+    ActionSpec("zoom_in", "View", "Zoom in", ("+", "=")),
+    ActionSpec("zoom_out", "View", "Zoom out", ("-",)),
+    ActionSpec("mode_labels", "View", "Show labels", ("L",), "", True),
+    ActionSpec("mode_prediction", "View", "Show model mask", ("M",), "", True),
+    ActionSpec("mode_uncertainty", "View", "Show uncertainty", ("U",), "per-die entropy of the model", True),
+    ActionSpec("toggle_overlay", "View", "Hide / show overlay", ("H",)),
+    ActionSpec("lot_view", "View", "Lot view", ("Ctrl+L",), "fail rate per die position across the lot"),
+    ActionSpec("next", "Navigate", "Next wafer", ("PgDown", "N")),
+    ActionSpec("previous", "Navigate", "Previous wafer", ("PgUp", "Shift+N")),
+    ActionSpec("find", "Navigate", "Filter wafers", ("Ctrl+F",)),
+    ActionSpec("run_current", "Model", "Run model on this wafer", ("Ctrl+R",)),
+    ActionSpec("run_all", "Model", "Run model on all wafers", ("Ctrl+Shift+R",), "fills the browser's verdict column"),
+    ActionSpec("shortcuts", "Help", "Keyboard shortcuts", ("F1", "?")),
+    ActionSpec("about", "Help", "About WaferDesk"),
+)
+
+MENUS = ("File", "Edit", "Tools", "View", "Navigate", "Model", "Help")
+UNDO_KEYS = {"Undo": ("Ctrl+Z",), "Redo": ("Ctrl+Shift+Z", "Ctrl+Y")}
+
+
+def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]]) -> dict[str, QAction]:
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        act = QAction(spec.text, parent)
+        if spec.shortcuts:
+            act.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+        keys = ", ".join(spec.shortcuts)
+        act.setToolTip(f"{spec.text} ({keys})" + (f": {spec.tip}" if spec.tip else "") if keys else spec.tip or spec.text)
+        act.setStatusTip(spec.tip)
+        act.setCheckable(spec.checkable)
+        handler = handlers.get(spec.id)
+        if handler is not None:
+            act.triggered.connect(lambda _checked=False, h=handler: h())
+        parent.addAction(act)  # shortcuts work even when the action sits in no visible menu
+        actions[spec.id] = act
+    return actions
+
+
+def shortcut_rows() -> list[tuple[str, str, str]]:
+    """(group, keys, what) for the shortcuts sheet, class keys included."""
+    rows = [("Edit", " / ".join(k), name) for name, k in UNDO_KEYS.items()]
+    rows += [(s.menu, " / ".join(s.shortcuts), s.text) for s in ACTIONS if s.shortcuts]
+    rows += [("Classes", c.key, f"active class: {c.name}") for c in default_taxonomy().classes]
+    order = {m: i for i, m in enumerate(("Classes", *MENUS))}
+    return sorted(rows, key=lambda r: order.get(r[0], 99))
+
+
+def shortcuts_html() -> str:
+    out = ["<table cellspacing='0' cellpadding='4'>"]
+    last = None
+    for group, keys, what in shortcut_rows():
+        if group != last:
+            out.append(f"<tr><td colspan='2'><br><b>{group}</b></td></tr>")
+            last = group
+        out.append(f"<tr><td><code>{keys}</code></td><td>{what}</td></tr>")
+    out.append("</table>")
+    out.append("<p>Mouse: wheel zooms, middle-drag pans (left-drag with Navigate), right-drag zooms, ")
+    out.append("double-click fits; right-click cancels a polygon.</p>")
+    return "".join(out)
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.resize(460, 640)
+        label = QLabel(shortcuts_html())
+        label.setWordWrap(True)
+        area = QScrollArea()
+        area.setWidget(label)
+        area.setWidgetResizable(True)
+        lay = QVBoxLayout(self)
+        lay.addWidget(area)

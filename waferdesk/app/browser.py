@@ -1,0 +1,271 @@
+"""The wafer browser: one row per open wafer (lot, wafer, size, yield, model verdict,
+uncertainty, annotation status); sortable by any column, filtered by text and status,
+driven by the keyboard (arrows, PageUp/PageDown, Home/End, type-to-filter with Ctrl+F).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+from ..core.taxonomy import default_taxonomy
+from .model.workspace import Status, WaferEntry, Workspace
+from . import theme
+
+COLUMNS = ("Lot", "Wafer", "Yield", "Verdict", "Uncert.", "Status")
+COL_YIELD, COL_VERDICT, COL_UNCERTAINTY, COL_STATUS = 2, 3, 4, 5
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Predicted", "Not predicted")
+STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
+
+
+class WaferTableModel(QAbstractTableModel):
+    def __init__(self, workspace: Workspace, parent=None) -> None:
+        super().__init__(parent)
+        self.ws = workspace
+        self._rows: dict[str, int] = {}
+        self._colours = {c.name: QColor(*c.color) for c in default_taxonomy().classes}
+
+    def reset(self) -> None:
+        self.beginResetModel()
+        self._rows = {e.key: i for i, e in enumerate(self.ws.entries)}
+        self.endResetModel()
+
+    def append(self, entries: list[WaferEntry]) -> None:
+        if not entries:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(entries) - 1)
+        for i, e in enumerate(entries):
+            self._rows[e.key] = first + i
+        self.endInsertRows()
+
+    def entry_changed(self, entry: WaferEntry) -> None:
+        row = self._rows.get(entry.key)
+        if row is not None:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def all_changed(self) -> None:
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1))
+
+    def row_of(self, entry: WaferEntry) -> int:
+        return self._rows.get(entry.key, -1)
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return COLUMNS[section]
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return {
+                    COL_VERDICT: "the model's wafer-level verdict (run the model to fill it)",
+                    COL_UNCERTAINTY: "mean per-die entropy of the model's prediction (high = worth a look)",
+                    COL_STATUS: "annotation status of the labels",
+                }.get(section)
+        return None
+
+    def entry(self, row: int) -> WaferEntry:
+        return self.ws.entries[row]
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        e = self.ws.entries[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(e, col)
+        if role == SORT_ROLE:
+            return self._sort_key(e, col)
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_VERDICT and e.prediction is not None:
+            primary = e.prediction.summary.verdict.primary
+            return self._colours.get(primary)
+        if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS:
+            colour = STATUS_COLOURS.get(e.status)
+            return QColor(colour) if colour else QColor(theme.MUTED)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            h, w = e.wafer.shape
+            return f"{e.title} · {h}×{w} dies · {e.source.name} (wafer {e.index + 1} in the file)"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_YIELD, COL_UNCERTAINTY):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _display(e: WaferEntry, col: int) -> str:
+        if col == 0:
+            return e.lot
+        if col == 1:
+            return e.wafer_id
+        if col == COL_YIELD:
+            return f"{e.wafer.yield_:.1%}"
+        if col == COL_VERDICT:
+            return str(e.prediction.summary.verdict) if e.prediction is not None else ""
+        if col == COL_UNCERTAINTY:
+            u = e.uncertainty()
+            return "" if u is None else f"{u:.3f}"
+        return str(e.status)
+
+    @staticmethod
+    def _sort_key(e: WaferEntry, col: int):
+        if col == COL_YIELD:
+            return e.wafer.yield_
+        if col == COL_UNCERTAINTY:
+            u = e.uncertainty()
+            return -1.0 if u is None else u
+        if col == 1 and e.wafer_id.isdigit():
+            return f"{int(e.wafer_id):08d}"
+        return WaferTableModel._display(e, col).lower()
+
+
+class WaferFilter(QSortFilterProxyModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.text = ""
+        self.status = STATUS_FILTERS[0]
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(False)
+
+    def set_text(self, text: str) -> None:
+        self.beginFilterChange()
+        self.text = text.strip().lower()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_status(self, status: str) -> None:
+        self.beginFilterChange()
+        self.status = status
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:
+        e = self.sourceModel().entry(row)
+        if self.status != STATUS_FILTERS[0] and not _status_matches(e, self.status):
+            return False
+        if not self.text:
+            return True
+        verdict = str(e.prediction.summary.verdict) if e.prediction is not None else ""
+        hay = f"{e.lot} {e.wafer_id} {verdict} {e.status} {e.source.name}".lower()
+        return all(word in hay for word in self.text.split())
+
+    def lessThan(self, left, right) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if type(a) is not type(b):
+            return str(a) < str(b)
+        return a < b
+
+
+def _status_matches(e: WaferEntry, wanted: str) -> bool:
+    return {
+        "Unlabelled": not e.has_labels(),
+        "Labelled": e.has_labels(),
+        "Draft": e.status is Status.DRAFT,
+        "Saved": e.status is Status.SAVED,
+        "Predicted": e.prediction is not None,
+        "Not predicted": e.prediction is None,
+    }.get(wanted, True)
+
+
+class WaferBrowser(QWidget):
+    """Filter box, status filter and the table; emits the entry the user moves to."""
+
+    current_entry_changed = Signal(object)
+
+    def __init__(self, workspace: Workspace, parent=None) -> None:
+        super().__init__(parent)
+        self.model = WaferTableModel(workspace, self)
+        self.proxy = WaferFilter(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.search = QLineEdit(placeholderText="Filter: lot, wafer, verdict…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.status = QComboBox()
+        self.status.addItems(STATUS_FILTERS)
+        self.status.currentTextChanged.connect(self.proxy.set_status)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        hh = self.table.horizontalHeader()
+        hh.setHighlightSections(False)
+        hh.setStretchLastSection(True)
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, width in enumerate((112, 48, 62, 96, 60)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.search, 3)
+        top.addWidget(self.status, 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        lay.addLayout(top)
+        lay.addWidget(self.table)
+
+    # -- navigation --------------------------------------------------------------------------
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            src = self.proxy.mapToSource(current)
+            self.current_entry_changed.emit(self.model.entry(src.row()))
+
+    def current_entry(self) -> WaferEntry | None:
+        idx = self.table.currentIndex()
+        return self.model.entry(self.proxy.mapToSource(idx).row()) if idx.isValid() else None
+
+    def select(self, entry: WaferEntry) -> None:
+        row = self.model.row_of(entry)
+        if row < 0:
+            return
+        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        if idx.isValid():
+            self.table.selectionModel().setCurrentIndex(
+                idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            )
+            self.table.scrollTo(idx)
+
+    def step(self, delta: int) -> bool:
+        """Move to the next (+1) or previous (-1) visible wafer; False at either end."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return False
+        cur = self.table.currentIndex()
+        row = cur.row() + delta if cur.isValid() else 0
+        if not 0 <= row < n:
+            return False
+        idx = self.proxy.index(row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.table.scrollTo(idx)
+        return True
+
+    def visible_entries(self) -> list[WaferEntry]:
+        return [self.model.entry(self.proxy.mapToSource(self.proxy.index(r, 0)).row()) for r in range(self.proxy.rowCount())]
+
+    def refresh_entry(self, entry: WaferEntry) -> None:
+        self.model.entry_changed(entry)
+
+
+__all__ = ["WaferBrowser", "WaferTableModel"]

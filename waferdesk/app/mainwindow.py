@@ -1,0 +1,592 @@
+"""The main window: wires the browser, the wafer and lot views, the side panel, the tools,
+autosave and the inference thread together. The parts live in their own modules; this one
+only connects them and handles the window's commands.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QTabWidget,
+    QToolBar,
+)
+
+from .. import __version__
+from ..client.drafts import SAVED, DraftStore
+from ..client.paths import config_dir
+from ..client.work import LocalSession, WorkClient
+from ..core.errors import WaferDeskError
+from ..core.taxonomy import IGNORE, default_taxonomy
+from .actions import MENUS, UNDO_KEYS, ShortcutsDialog, build_actions
+from .autosave import Autosaver
+from .browser import WaferBrowser
+from .document import LabelDocument
+from .lotview import LotView
+from .model import exporting
+from .model.layers import LayerStyle
+from .model.predictions import ModelResult, ProbabilityCache
+from .model.readout import die_readout
+from .model.workspace import WaferEntry, Workspace
+from .side_panel import SidePanel
+from .theme import VIEW_BACKGROUND
+from .tools import TOOL_CLASSES, ToolSettings
+from .view.page import WaferPage
+from .view.waferview import WaferView
+from .workers import InferenceEngine, default_segmenter_factory
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "CUDAExecutionProvider": "GPU (CUDA)",
+    "TensorrtExecutionProvider": "GPU (TensorRT)",
+    "DmlExecutionProvider": "GPU (DirectML)",
+    "ROCMExecutionProvider": "GPU (ROCm)",
+    "CoreMLExecutionProvider": "Apple (CoreML)",
+    "CPUExecutionProvider": "CPU",
+}
+PAINT_TOOLS = ("brush", "eraser", "polygon", "fill")
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        drafts: DraftStore,
+        session: WorkClient | None = None,
+        segmenter_factory=default_segmenter_factory,
+        model_path: str | None = None,
+        start_engine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("WaferDesk")
+        self.setAcceptDrops(True)
+        self.session = session or LocalSession()
+        self.drafts = drafts
+        self.ws = Workspace(drafts)
+        self.doc = LabelDocument(self)
+        self.doc.editable = self.session.capabilities.can_edit
+        self.layer_style = LayerStyle()
+        self.tool_settings = ToolSettings()
+        self.prob_cache = ProbabilityCache()
+        self.save_path: Path | None = None
+        self.settings = QSettings(str(config_dir() / "settings.ini"), QSettings.Format.IniFormat)
+
+        self.view = WaferView(self.doc, self.layer_style)
+        self.page = WaferPage(self.view)
+        self.browser = WaferBrowser(self.ws)
+        self.side = SidePanel(self.tool_settings)
+        self.lot_view = LotView(self.ws)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.page, "Wafer")
+        self.tabs.addTab(self.lot_view, "Lot")
+        self.setCentralWidget(self.tabs)
+        self._docks()
+
+        self.tools = {cls.name: cls(self.doc, self.tool_settings) for cls in TOOL_CLASSES}
+        self.autosaver = Autosaver(drafts, self.doc, self)
+        self.actions = build_actions(self, self._handlers())
+        self._undo_actions()
+        self._menus()
+        self._toolbar()
+        self._statusbar()
+        self._connect()
+        self.set_tool("navigate")
+        self._set_mode_actions("labels")
+        self._panel_timer = QTimer(self, singleShot=True, interval=60)
+        self._panel_timer.timeout.connect(self.update_panels)
+
+        self.engine = InferenceEngine(model_path, "auto", segmenter_factory, self)
+        self.engine.ready.connect(self._model_ready)
+        self.engine.unavailable.connect(self._model_unavailable)
+        self.engine.result.connect(self._model_result)
+        self.engine.failed.connect(lambda _k, msg: self.statusBar().showMessage(f"model failed: {msg}", 8000))
+        self.engine.progress.connect(self._job_progress)
+        self.engine.job_finished.connect(self._job_finished)
+        self.progress: QProgressDialog | None = None
+        if start_engine:
+            self.engine.start()
+        self.resize(1500, 940)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.update_panels()
+
+    # -- construction ------------------------------------------------------------------------
+    def _docks(self) -> None:
+        left = QDockWidget("Wafers", self)
+        left.setObjectName("wafers")
+        left.setWidget(self.browser)
+        left.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, left)
+        right = QDockWidget("Annotate", self)
+        right.setObjectName("annotate")
+        right.setWidget(self.side)
+        right.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
+        self.resizeDocks([left, right], [450, 330], Qt.Orientation.Horizontal)
+
+    def _handlers(self) -> dict:
+        h = {
+            "open": self.open_files_dialog,
+            "open_folder": self.open_folder_dialog,
+            "save": self.save_labels,
+            "save_as": lambda: self.save_labels(ask=True),
+            "export_png": self.export_png,
+            "export_csv": self.export_csv,
+            "export_coco": self.export_coco,
+            "quit": self.close,
+            "accept": self.accept_prediction,
+            "clear_labels": self.clear_labels,
+            "clear_history": lambda: self.doc.clear_history(),
+            "brush_bigger": lambda: self.side.tool_options.grow(1),
+            "brush_smaller": lambda: self.side.tool_options.grow(-1),
+            "brush_shape": self.side.tool_options.toggle_shape,
+            "finish": lambda: self.view.tool is not None and self.view.tool.finish(),
+            "cancel": lambda: self.view.tool is not None and self.view.tool.cancel(),
+            "fit": self.view.fit,
+            "zoom_in": lambda: self.view.zoom(1.25),
+            "zoom_out": lambda: self.view.zoom(0.8),
+            "toggle_overlay": self.toggle_overlay,
+            "lot_view": lambda: self.tabs.setCurrentWidget(self.lot_view),
+            "next": lambda: self.browser.step(1),
+            "previous": lambda: self.browser.step(-1),
+            "find": lambda: (self.browser.search.setFocus(), self.browser.search.selectAll()),
+            "run_current": self.run_current,
+            "run_all": self.run_all,
+            "shortcuts": self.show_shortcuts,
+            "about": self.show_about,
+        }
+        for name in ("navigate", *PAINT_TOOLS):
+            h[name] = lambda n=name: self.set_tool(n)
+        for mode in ("labels", "prediction", "uncertainty"):
+            h[f"mode_{mode}"] = lambda m=mode: self.set_mode(m)
+        return h
+
+    def _undo_actions(self) -> None:
+        self.undo_action = self.doc.group.createUndoAction(self, "Undo")
+        self.redo_action = self.doc.group.createRedoAction(self, "Redo")
+        self.undo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Undo"]])
+        self.redo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Redo"]])
+        self.addAction(self.undo_action)
+        self.addAction(self.redo_action)
+        for cls in default_taxonomy().classes:
+            act = self.addAction(cls.name)
+            act.setShortcut(QKeySequence(cls.key))
+            act.triggered.connect(lambda _c=False, i=cls.index: self.set_active_class(i))
+
+    def _menus(self) -> None:
+        menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENUS}
+        menus["Edit"].addAction(self.undo_action)
+        menus["Edit"].addAction(self.redo_action)
+        menus["Edit"].addSeparator()
+        separators_before = {"export_png", "quit", "brush_bigger", "finish", "mode_labels", "toggle_overlay"}
+        from .actions import ACTIONS
+
+        for spec in ACTIONS:
+            if spec.id in separators_before:
+                menus[spec.menu].addSeparator()
+            menus[spec.menu].addAction(self.actions[spec.id])
+
+    def _toolbar(self) -> None:
+        tb = QToolBar("Main", self)
+        tb.setObjectName("main")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        a = self.actions
+        for ids in (
+            ("open", "open_folder", "save"),
+            ("navigate", "brush", "eraser", "polygon", "fill"),
+            ("accept",),
+            ("run_current", "run_all"),
+        ):
+            for i in ids:
+                tb.addAction(a[i])
+            tb.addSeparator()
+        tb.addAction(self.undo_action)
+        tb.addAction(self.redo_action)
+        short = {"open": "Open", "open_folder": "Folder", "save": "Save", "run_current": "Run model", "run_all": "Run all"}
+        for key, text in short.items():
+            a[key].setIconText(text)
+
+    def _statusbar(self) -> None:
+        sb = self.statusBar()
+        self.readout = QLabel(" ")
+        self.readout.setObjectName("readout")
+        self.draft_label = QLabel("")
+        self.model_label = QLabel("Model: loading…")
+        sb.addWidget(self.readout, 1)
+        sb.addPermanentWidget(self.draft_label)
+        sb.addPermanentWidget(self.model_label)
+
+    def _connect(self) -> None:
+        self.browser.current_entry_changed.connect(self.open_entry)
+        self.doc.labels_changed.connect(self._labels_changed)
+        self.view.hovered.connect(self._hovered)
+        self.view.mode_changed.connect(self._mode_changed)
+        self.page.mode_chosen.connect(self.set_mode)
+        pal = self.side.palette
+        pal.class_chosen.connect(self.set_active_class)
+        pal.visibility_changed.connect(self._visibility)
+        pal.opacity_changed.connect(self._opacity)
+        pal.colorblind_changed.connect(self._colorblind)
+        self.autosaver.status_changed.connect(self.browser.refresh_entry)
+        self.autosaver.status_changed.connect(lambda _e: self._show_draft_state())
+        self.autosaver.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+    # -- opening -----------------------------------------------------------------------------
+    def open_paths(self, paths: list[str | Path]) -> None:
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            report = self.ws.load(paths)
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.browser.model.append(report.added)
+        if report.added and self.doc.current is None:
+            self.browser.select(report.added[0])
+        self.page.set_has_content(len(self.ws) > 0)
+        self.statusBar().showMessage(report.message(), 8000)
+        if report.errors:
+            shown = "\n".join(report.errors[:20]) + (f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else "")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Some files could not be opened", shown, parent=self)
+            box.setModal(False)
+            box.show()
+            self.error_box = box
+        if self.tabs.currentWidget() is self.lot_view:
+            self.lot_view.reload(self.doc.current)
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open wafer files", self._last_dir())
+        if files:
+            self._remember_dir(Path(files[0]).parent)
+            self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of wafer files", self._last_dir())
+        if folder:
+            self._remember_dir(Path(folder))
+            self.open_paths([folder])
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("paths/last_dir", str(Path.home())))
+
+    def _remember_dir(self, path: Path) -> None:
+        self.settings.setValue("paths/last_dir", str(path))
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_paths(paths)
+
+    # -- current wafer -----------------------------------------------------------------------
+    def open_entry(self, entry: WaferEntry | None) -> None:
+        self.autosaver.flush()
+        self.doc.set_current(entry)
+        if entry is not None:
+            h, w = entry.wafer.shape
+            self.page.title.setText(entry.title)
+            self.page.subtitle.setText(
+                f"{h}×{w} dies · yield {entry.wafer.yield_:.1%} · {entry.wafer.n_fail} fails · notch {entry.wafer.notch}"
+            )
+            self.setWindowTitle(f"{entry.title} — WaferDesk")
+            if entry.prediction is not None:
+                self.prob_cache.touch(entry.prediction)
+            if self.engine.available and (entry.prediction is None or entry.prediction.details is None):
+                self.engine.request(entry.key, entry.wafer)
+            if self.tabs.currentWidget() is self.lot_view:
+                self.lot_view.reload(entry)
+        self._show_draft_state()
+        self.update_panels()
+
+    def _labels_changed(self, entry: WaferEntry, _change) -> None:
+        if entry is self.doc.current:
+            self._panel_timer.start()
+
+    def update_panels(self) -> None:
+        e = self.doc.current
+        model_ready = e is not None and e.prediction is not None
+        self.page.set_mode_enabled("prediction", model_ready, "run the model first (Ctrl+R)")
+        self.page.set_mode_enabled(
+            "uncertainty", model_ready and e.prediction.details is not None, "run the model first (Ctrl+R)"
+        )
+        self.actions["accept"].setEnabled(model_ready and self.doc.editable)
+        if e is None:
+            self.side.results.show_summary(None, "no wafer open")
+            self.side.palette.set_counts(None)
+            return
+        labels_summary = e.summary()
+        self.side.palette.set_counts(labels_summary.counts)
+        cb = self.layer_style.colorblind
+        if self.view.mode == "labels" or not model_ready:
+            if e.has_labels():
+                self.side.results.show_summary(labels_summary, "from the labels", cb)
+            elif model_ready:
+                self.side.results.show_summary(e.predicted_summary(), f"from the model {e.prediction.model_version}", cb)
+            else:
+                self.side.results.show_summary(labels_summary, "no labels yet", cb)
+        else:
+            self.side.results.show_summary(e.predicted_summary(), f"from the model {e.prediction.model_version}", cb)
+
+    def _show_draft_state(self) -> None:
+        e = self.doc.current
+        self.draft_label.setText("" if e is None else f"labels: {e.status}")
+
+    def _hovered(self, row: int, col: int) -> None:
+        e = self.doc.current
+        self.readout.setText(die_readout(e, row, col) if e is not None and row >= 0 else " ")
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.lot_view:
+            self.lot_view.reload(self.doc.current)
+
+    # -- tools, classes, display -------------------------------------------------------------
+    def set_tool(self, name: str) -> None:
+        if name in PAINT_TOOLS and not self.doc.editable:
+            self.statusBar().showMessage("your role can view but not edit labels", 5000)
+            name = "navigate"
+        for tool_name in ("navigate", *PAINT_TOOLS):
+            self.actions[tool_name].setChecked(tool_name == name)
+        self.view.set_tool(self.tools[name])
+        self.side.tool_options.show_tool(name)
+        if name in PAINT_TOOLS and self.view.mode != "labels":
+            self.set_mode("labels")
+
+    def set_active_class(self, index: int) -> None:
+        self.doc.set_active_class(index)
+        self.side.palette.set_active(index)
+        if self.view.tool is None or self.view.tool.name == "navigate":
+            self.set_tool("brush")
+
+    def set_mode(self, mode: str) -> None:
+        e = self.doc.current
+        if mode != "labels" and (e is None or e.prediction is None):
+            self.statusBar().showMessage("no prediction for this wafer yet: run the model (Ctrl+R)", 5000)
+            mode = "labels"
+        self.view.set_mode(mode)
+        self._mode_changed(self.view.mode)
+
+    def _mode_changed(self, mode: str) -> None:
+        self._set_mode_actions(mode)
+        self.page.set_mode(mode)
+        self.update_panels()
+
+    def _set_mode_actions(self, mode: str) -> None:
+        for m in ("labels", "prediction", "uncertainty"):
+            self.actions[f"mode_{m}"].setChecked(m == mode)
+
+    def _visibility(self, visible: np.ndarray) -> None:
+        self.layer_style.visible = visible
+        self.view.refresh()
+
+    def _opacity(self, value: float) -> None:
+        self.layer_style.opacity = value
+        self.view.refresh()
+
+    def _colorblind(self, on: bool) -> None:
+        self.layer_style.colorblind = on
+        self.view.refresh()
+        self.update_panels()
+
+    def toggle_overlay(self) -> None:
+        slider = self.side.palette.opacity
+        if slider.value() > 0:
+            self._last_opacity = slider.value()
+            slider.setValue(0)
+        else:
+            slider.setValue(getattr(self, "_last_opacity", 85))
+
+    # -- editing -----------------------------------------------------------------------------
+    def accept_prediction(self) -> None:
+        e = self.doc.current
+        if e is None or e.prediction is None:
+            self.statusBar().showMessage("no prediction for this wafer yet: run the model (Ctrl+R)", 5000)
+            return
+        if not self.doc.editable:
+            return
+        if self.doc.replace_labels(e, e.prediction.labels, "Accept prediction"):
+            self.set_mode("labels")
+            self.statusBar().showMessage("prediction accepted as labels (Ctrl+Z undoes)", 5000)
+
+    def clear_labels(self) -> None:
+        e = self.doc.current
+        if e is not None and self.doc.editable:
+            self.doc.replace_labels(e, np.full(e.wafer.shape, IGNORE, np.uint8), "Clear labels")
+
+    # -- saving and export -------------------------------------------------------------------
+    def save_labels(self, path: str | Path | None = None, ask: bool = False) -> Path | None:
+        """Write every open wafer (labelled ones with their masks) to a .wdm labels file."""
+        self.autosaver.flush()
+        if path is None:
+            if self.save_path is None or ask:
+                default = self.save_path or self._default_save_path()
+                chosen, _ = QFileDialog.getSaveFileName(self, "Save labels", str(default), "WaferDesk maps (*.wdm)")
+                if not chosen:
+                    return None
+                path = chosen
+            else:
+                path = self.save_path
+        target = Path(path)
+        if target.suffix.lower() != ".wdm":
+            target = target.with_suffix(".wdm")
+        if any(target.resolve() == e.source.resolve() for e in self.ws.entries):
+            self.statusBar().showMessage(f"{target.name} is an opened source file; choose another name", 8000)
+            return None
+        try:
+            exporting.write_labels_wdm(target, self.ws.entries)
+        except (WaferDeskError, OSError) as exc:
+            QMessageBox.warning(self, "Save failed", str(exc))
+            return None
+        self.save_path = target
+        for e in self.ws.entries:
+            if e.is_edited():
+                self.autosaver.save_entry(e, SAVED)
+        self._show_draft_state()
+        self.statusBar().showMessage(f"saved labels of {len(self.ws)} wafers to {target}", 8000)
+        return target
+
+    def _default_save_path(self) -> Path:
+        if self.ws.entries:
+            src = self.ws.entries[0].source
+            return src.with_name(src.stem + "-labels.wdm")
+        return Path.home() / "labels.wdm"
+
+    def _ask_path(self, title: str, suffix: str, filt: str) -> Path | None:
+        e = self.doc.current
+        stem = e.title.replace(" / ", "_").replace("/", "_") if e is not None else "wafers"
+        chosen, _ = QFileDialog.getSaveFileName(self, title, str(Path(self._last_dir()) / f"{stem}{suffix}"), filt)
+        return Path(chosen) if chosen else None
+
+    def export_png(self, path: str | Path | None = None) -> Path | None:
+        if self.view.rgba is None:
+            return None
+        path = path or self._ask_path("Export view as PNG", ".png", "PNG images (*.png)")
+        if path is None:
+            return None
+        out = exporting.write_picture_png(path, self.view.rgba, VIEW_BACKGROUND)
+        self.statusBar().showMessage(f"wrote {out}", 6000)
+        return out
+
+    def export_csv(self, path: str | Path | None = None) -> Path | None:
+        path = path or self._ask_path("Export results as CSV", "-results.csv", "CSV (*.csv)")
+        if path is None:
+            return None
+        out = exporting.write_results_csv(path, self.ws.entries)
+        self.statusBar().showMessage(f"wrote results of {len(self.ws)} wafers to {out}", 6000)
+        return out
+
+    def export_coco(self, path: str | Path | None = None) -> Path | None:
+        path = path or self._ask_path("Export labels as COCO", "-coco.json", "COCO JSON (*.json)")
+        if path is None:
+            return None
+        out, n = exporting.write_labels_coco(path, self.ws.entries)
+        self.statusBar().showMessage(f"wrote COCO labels of {n} wafers to {out}", 6000)
+        return out
+
+    # -- model -------------------------------------------------------------------------------
+    def _model_ready(self, info: dict) -> None:
+        provider = PROVIDER_NAMES.get(info["provider"], info["provider"])
+        self.model_label.setObjectName("")
+        self.model_label.setText(f"Model {info['model_version']} · {provider}")
+        tip = f"execution provider in use: {info['provider']}"
+        if info.get("provider_note"):
+            tip += f"\n{info['provider_note']}"
+        self.model_label.setToolTip(tip)
+        self.model_info = info
+        e = self.doc.current
+        if e is not None and e.prediction is None:
+            self.engine.request(e.key, e.wafer)
+
+    def _model_unavailable(self, why: str) -> None:
+        self.model_label.setObjectName("modelWarn")
+        self.model_label.setStyleSheet("color: #f0a848;")
+        self.model_label.setText("No model available — viewing and labelling still work")
+        self.model_label.setToolTip(why)
+        for key in ("run_current", "run_all", "accept"):
+            self.actions[key].setEnabled(False)
+        log.warning("no model: %s", why)
+
+    def _model_result(self, key: str, result: ModelResult, _job: int) -> None:
+        e = self.ws.get(key)
+        if e is None:
+            return
+        if e.prediction is not None:
+            self.prob_cache.forget(e.prediction)
+        e.prediction = result
+        if e is self.doc.current:
+            self.prob_cache.touch(result)
+            if self.view.mode != "labels":
+                self.view.refresh()
+            self.update_panels()
+        else:
+            self.prob_cache.touch(result)
+        self.browser.refresh_entry(e)
+
+    def run_current(self) -> None:
+        e = self.doc.current
+        if e is not None and self.engine.available:
+            self.engine.request(e.key, e.wafer)
+            self.statusBar().showMessage("running the model…", 3000)
+
+    def run_all(self) -> int:
+        todo = [(e.key, e.wafer) for e in self.ws.entries if e.prediction is None]
+        if not todo or not self.engine.available:
+            if not todo:
+                self.statusBar().showMessage("every open wafer already has a prediction", 5000)
+            return 0
+        job = self.engine.submit_bulk(todo)
+        self.progress = QProgressDialog(f"Running the model on {len(todo)} wafers…", "Cancel", 0, len(todo), self)
+        self.progress.setWindowTitle("Model")
+        self.progress.setModal(False)
+        self.progress.setMinimumDuration(0)
+        self.progress.setValue(0)
+        self.progress.canceled.connect(self.engine.cancel_bulk)
+        self.progress.show()
+        return job
+
+    def _job_progress(self, _job: int, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.setMaximum(total)
+            self.progress.setValue(done)
+
+    def _job_finished(self, _job: int, done: int, cancelled: bool) -> None:
+        if self.progress is not None:
+            self.progress.reset()
+            self.progress.hide()
+            self.progress = None
+        what = "cancelled after" if cancelled else "finished:"
+        self.statusBar().showMessage(f"model run {what} {done} wafers", 8000)
+
+    # -- help and closing --------------------------------------------------------------------
+    def show_shortcuts(self) -> None:
+        self.shortcuts_dialog = ShortcutsDialog(self)
+        self.shortcuts_dialog.show()
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About WaferDesk",
+            f"<b>WaferDesk {__version__}</b><br>Wafer-map defect patterns: view, segment, label.<br>"
+            f"Session: {self.session.description}",
+        )
+
+    def closeEvent(self, ev: QCloseEvent) -> None:
+        self.autosaver.flush()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.engine.stop()
+        super().closeEvent(ev)

@@ -1,0 +1,156 @@
+"""Local inference off the GUI thread.
+
+One worker thread owns the ONNX session (loading it takes a second or more, running it on a
+300x300 map a few hundred ms on a CPU): the window never waits. Requests for the wafer on
+screen jump ahead of a running folder job, which is processed in small chunks so it can be
+cancelled and interleaved. Results are turned into :class:`ModelResult` in the thread too
+(entropy maps included), so the GUI thread only stores them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+
+from ..core.wafer import WaferMap
+from .model.predictions import ModelResult
+
+CHUNK = 8
+
+
+def default_segmenter_factory(model_path: str | None, providers: str) -> Any:
+    """The product's engine; raises ImportError/WaferDeskError when unavailable."""
+    from ..core.inference import Segmenter
+
+    return Segmenter(model_path=model_path, providers=providers)
+
+
+class InferenceEngine(QThread):
+    ready = Signal(dict)  # provider, provider_note, model_version
+    unavailable = Signal(str)  # why there is no model
+    result = Signal(str, object, int)  # wafer key, ModelResult, job id (0 = single request)
+    progress = Signal(int, int, int)  # job id, done, total
+    job_finished = Signal(int, int, bool)  # job id, done, cancelled
+    failed = Signal(str, str)  # wafer key (or ""), message
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        providers: str = "auto",
+        factory: Callable[[str | None, str], Any] = default_segmenter_factory,
+        parent=None,
+    ) -> None:
+        super().__init__(parent)
+        self.model_path, self.providers, self.factory = model_path, providers, factory
+        self.segmenter: Any = None
+        self.available: bool | None = None  # None until loading finished
+        self._cond = threading.Condition()
+        self._priority: deque[tuple[str, WaferMap]] = deque()
+        self._bulk: deque[tuple[str, WaferMap]] = deque()
+        self._job = 0
+        self._job_total = self._job_done = 0
+        self._stop = False
+
+    # -- GUI-thread API ----------------------------------------------------------------------
+    def request(self, key: str, wafer: WaferMap) -> None:
+        """Predict one wafer as soon as possible (the one on screen)."""
+        with self._cond:
+            if all(k != key for k, _ in self._priority):
+                self._priority.append((key, wafer))
+            self._cond.notify()
+
+    def submit_bulk(self, items: Sequence[tuple[str, WaferMap]]) -> int:
+        """Queue many wafers as one job; returns its id (a running job is replaced)."""
+        if self._job_total and self._job_done < self._job_total:
+            self.cancel_bulk()
+        with self._cond:
+            self._job += 1
+            self._bulk = deque(items)
+            self._job_total, self._job_done = len(items), 0
+            self._cond.notify()
+            return self._job
+
+    def cancel_bulk(self) -> None:
+        """Stop the folder job; the chunk in flight still delivers its results."""
+        with self._cond:
+            if self._job_total == 0 or self._job_done >= self._job_total:
+                return
+            self._bulk.clear()
+            job, done = self._job, self._job_done
+            self._job += 1  # progress of the chunk in flight is ignored
+            self._job_total = self._job_done = 0
+        self.job_finished.emit(job, done, True)
+
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._priority or self._bulk)
+
+    def stop(self, timeout_ms: int = 10000) -> None:
+        with self._cond:
+            self._stop = True
+            self._priority.clear()
+            self._bulk.clear()
+            self._cond.notify()
+        self.wait(timeout_ms)
+
+    # -- worker thread -----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self.segmenter = self.factory(self.model_path, self.providers)
+        except Exception as exc:  # any reason the model cannot run is shown, never fatal
+            self.available = False
+            self.unavailable.emit(_why(exc))
+            return
+        self.available = True
+        self.ready.emit(
+            {
+                "provider": str(getattr(self.segmenter, "provider", "?")),
+                "provider_note": str(getattr(self.segmenter, "provider_note", "") or ""),
+                "model_version": str(getattr(self.segmenter, "model_version", "?")),
+            }
+        )
+        while True:
+            with self._cond:
+                while not (self._stop or self._priority or self._bulk):
+                    self._cond.wait()
+                if self._stop:
+                    return
+                if self._priority:
+                    batch, job = [self._priority.popleft()], 0
+                else:
+                    n = min(CHUNK, len(self._bulk))
+                    batch, job = [self._bulk.popleft() for _ in range(n)], self._job
+            self._predict(batch, job)
+
+    def _predict(self, batch: list[tuple[str, WaferMap]], job: int) -> None:
+        wafers = [w for _, w in batch]
+        try:
+            preds = self.segmenter.predict_many(wafers, batch_size=len(wafers))
+        except Exception as exc:
+            self.failed.emit(batch[0][0] if len(batch) == 1 else "", _why(exc))
+            preds = [None] * len(batch)
+        for (key, wafer), pred in zip(batch, preds, strict=True):
+            if pred is not None:
+                self.result.emit(key, ModelResult.from_prediction(pred, wafer), job)
+        if job:
+            with self._cond:
+                if job != self._job:
+                    return
+                self._job_done += len(batch)
+                done, total, left = self._job_done, self._job_total, len(self._bulk)
+            self.progress.emit(job, done, total)
+            if not left:
+                self.job_finished.emit(job, done, done < total)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return f"the inference engine is not available in this installation ({exc})"
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["InferenceEngine"]
