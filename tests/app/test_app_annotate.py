@@ -152,8 +152,8 @@ def test_accept_prediction_replaces_labels_in_one_undoable_step(qtbot, window, w
     predicted[12:14, 12:14] = np.where(entry.wafer.dies[12:14, 12:14] == FAIL, TAX.index("scratch"), IGNORE)
     probs = np.full((len(TAX), 20, 20), 0.02, np.float32)
     probs[TAX.index("edge")] = 0.86
-    from waferdesk.app.model.predictions import DieDetails
     from waferdesk.app.model.layers import die_entropy
+    from waferdesk.app.model.predictions import DieDetails
 
     entry.prediction = ModelResult(
         labels=predicted,

@@ -41,7 +41,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("navigate", "Tools", "Navigate", ("V",), "drag to pan, wheel to zoom", True),
     ActionSpec("brush", "Tools", "Brush", ("B",), "paint whole failing dies with the active class", True),
     ActionSpec("eraser", "Tools", "Eraser", ("E",), "remove labels from dies", True),
-    ActionSpec("polygon", "Tools", "Polygon", ("P",), "click vertices; double-click, Enter or the first vertex closes", True),
+    ActionSpec(
+        "polygon", "Tools", "Polygon", ("P",), "click vertices; double-click, Enter or the first vertex closes", True
+    ),
     ActionSpec("fill", "Tools", "Fill cluster", ("G",), "label the failing dies connected to the one clicked", True),
     ActionSpec("brush_bigger", "Tools", "Larger brush", ("]",)),
     ActionSpec("brush_smaller", "Tools", "Smaller brush", ("[",)),
@@ -76,7 +78,9 @@ def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]]) ->
         if spec.shortcuts:
             act.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
         keys = ", ".join(spec.shortcuts)
-        act.setToolTip(f"{spec.text} ({keys})" + (f": {spec.tip}" if spec.tip else "") if keys else spec.tip or spec.text)
+        act.setToolTip(
+            f"{spec.text} ({keys})" + (f": {spec.tip}" if spec.tip else "") if keys else spec.tip or spec.text
+        )
         act.setStatusTip(spec.tip)
         act.setCheckable(spec.checkable)
         handler = handlers.get(spec.id)

@@ -14,11 +14,20 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.taxonomy import default_taxonomy
-from .model.workspace import Status, WaferEntry, Workspace
 from . import theme
+from .model.workspace import Status, WaferEntry, Workspace
 
 COLUMNS = ("Lot", "Wafer", "Yield", "Verdict", "Uncert.", "Status")
 COL_YIELD, COL_VERDICT, COL_UNCERTAINTY, COL_STATUS = 2, 3, 4, 5
@@ -262,7 +271,9 @@ class WaferBrowser(QWidget):
         return True
 
     def visible_entries(self) -> list[WaferEntry]:
-        return [self.model.entry(self.proxy.mapToSource(self.proxy.index(r, 0)).row()) for r in range(self.proxy.rowCount())]
+        return [
+            self.model.entry(self.proxy.mapToSource(self.proxy.index(r, 0)).row()) for r in range(self.proxy.rowCount())
+        ]
 
     def refresh_entry(self, entry: WaferEntry) -> None:
         self.model.entry_changed(entry)

@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
             "quit": self.close,
             "accept": self.accept_prediction,
             "clear_labels": self.clear_labels,
-            "clear_history": lambda: self.doc.clear_history(),
+            "clear_history": self.doc.clear_history,
             "brush_bigger": lambda: self.side.tool_options.grow(1),
             "brush_smaller": lambda: self.side.tool_options.grow(-1),
             "brush_shape": self.side.tool_options.toggle_shape,
@@ -215,7 +215,13 @@ class MainWindow(QMainWindow):
             tb.addSeparator()
         tb.addAction(self.undo_action)
         tb.addAction(self.redo_action)
-        short = {"open": "Open", "open_folder": "Folder", "save": "Save", "run_current": "Run model", "run_all": "Run all"}
+        short = {
+            "open": "Open",
+            "open_folder": "Folder",
+            "save": "Save",
+            "run_current": "Run model",
+            "run_all": "Run all",
+        }
         for key, text in short.items():
             a[key].setIconText(text)
 
@@ -258,7 +264,9 @@ class MainWindow(QMainWindow):
         self.page.set_has_content(len(self.ws) > 0)
         self.statusBar().showMessage(report.message(), 8000)
         if report.errors:
-            shown = "\n".join(report.errors[:20]) + (f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else "")
+            shown = "\n".join(report.errors[:20]) + (
+                f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
+            )
             box = QMessageBox(QMessageBox.Icon.Warning, "Some files could not be opened", shown, parent=self)
             box.setModal(False)
             box.show()
@@ -301,8 +309,9 @@ class MainWindow(QMainWindow):
         if entry is not None:
             h, w = entry.wafer.shape
             self.page.title.setText(entry.title)
+            wafer = entry.wafer
             self.page.subtitle.setText(
-                f"{h}×{w} dies · yield {entry.wafer.yield_:.1%} · {entry.wafer.n_fail} fails · notch {entry.wafer.notch}"
+                f"{h}×{w} dies · yield {wafer.yield_:.1%} · {wafer.n_fail} fails · notch {wafer.notch}"
             )
             self.setWindowTitle(f"{entry.title} — WaferDesk")
             if entry.prediction is not None:
@@ -337,7 +346,9 @@ class MainWindow(QMainWindow):
             if e.has_labels():
                 self.side.results.show_summary(labels_summary, "from the labels", cb)
             elif model_ready:
-                self.side.results.show_summary(e.predicted_summary(), f"from the model {e.prediction.model_version}", cb)
+                self.side.results.show_summary(
+                    e.predicted_summary(), f"from the model {e.prediction.model_version}", cb
+                )
             else:
                 self.side.results.show_summary(labels_summary, "no labels yet", cb)
         else:

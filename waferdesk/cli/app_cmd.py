@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def app_available() -> bool:
     """True when the app extra is installed and there is somewhere to show a window."""
     try:
-        import PySide6  # noqa: F401
         import pyqtgraph  # noqa: F401
+        import PySide6  # noqa: F401
     except ImportError:
         return False
     if sys.platform.startswith("linux") and not (

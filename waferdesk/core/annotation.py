@@ -172,7 +172,7 @@ def fail_cluster(dies: np.ndarray, row: int, col: int, connectivity: int = 8) ->
     while frontier.size:
         nxt = []
         for dr, dc in steps:
-            cand = frontier + (dr, dc)
+            cand = frontier + np.array([dr, dc])
             ok = (cand[:, 0] >= 0) & (cand[:, 0] < h) & (cand[:, 1] >= 0) & (cand[:, 1] < w)
             cand = cand[ok]
             sel = fail[cand[:, 0], cand[:, 1]] & ~out[cand[:, 0], cand[:, 1]]

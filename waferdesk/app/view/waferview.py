@@ -8,6 +8,8 @@ units, so die (r, c) is every position with ``floor`` equal to (r, c).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -184,10 +186,8 @@ class WaferView(pg.GraphicsView):
     def set_tool(self, tool: Tool | None) -> None:
         if self.tool is not None:
             self.tool.cancel()
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):
                 self.tool.preview_changed.disconnect(self._tool_preview)
-            except (RuntimeError, TypeError):
-                pass
         self.tool = tool
         if tool is not None:
             tool.preview_changed.connect(self._tool_preview)
