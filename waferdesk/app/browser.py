@@ -9,6 +9,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QItemSelectionModel,
     QModelIndex,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -219,7 +220,7 @@ class WaferBrowser(QWidget):
         hh.setHighlightSections(False)
         hh.setStretchLastSection(True)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((112, 48, 62, 96, 60)):
+        for col, width in enumerate((100, 54, 58, 92, 60)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 
@@ -232,6 +233,9 @@ class WaferBrowser(QWidget):
         lay.setSpacing(6)
         lay.addLayout(top)
         lay.addWidget(self.table)
+
+    def sizeHint(self) -> QSize:
+        return QSize(470, 600)
 
     # -- navigation --------------------------------------------------------------------------
     def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .model.layers import HEAT
 from .model.lots import LotStack, stack_lot
@@ -44,6 +44,7 @@ class LotView(QWidget):
         self.combo.currentTextChanged.connect(self.show_lot)
         self.info = QLabel("")
         self.info.setObjectName("muted")
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.legend_lo = QLabel("0%")
         self.legend_hi = QLabel("")
         legend = QLabel()
@@ -65,8 +66,7 @@ class LotView(QWidget):
         lab.setObjectName("muted")
         top.addWidget(lab)
         top.addWidget(self.combo)
-        top.addSpacing(12)
-        top.addWidget(self.info, 1)
+        top.addStretch(1)
         top.addWidget(QLabel("fail rate"))
         top.addWidget(self.legend_lo)
         top.addWidget(legend)
@@ -74,6 +74,7 @@ class LotView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addLayout(top)
+        lay.addWidget(self.info)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.readout)
 

@@ -134,7 +134,8 @@ class MainWindow(QMainWindow):
         right.setWidget(self.side)
         right.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
-        self.resizeDocks([left, right], [450, 330], Qt.Orientation.Horizontal)
+        self._docks_sized = False
+        self._dock_pair = (left, right)
 
     def _handlers(self) -> dict:
         h = {
@@ -176,6 +177,8 @@ class MainWindow(QMainWindow):
     def _undo_actions(self) -> None:
         self.undo_action = self.doc.group.createUndoAction(self, "Undo")
         self.redo_action = self.doc.group.createRedoAction(self, "Redo")
+        self.undo_action.setIconText("Undo")  # the menu names the step; the toolbar button keeps its width
+        self.redo_action.setIconText("Redo")
         self.undo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Undo"]])
         self.redo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Redo"]])
         self.addAction(self.undo_action)
@@ -595,6 +598,12 @@ class MainWindow(QMainWindow):
             f"<b>WaferDesk {__version__}</b><br>Wafer-map defect patterns: view, segment, label.<br>"
             f"Session: {self.session.description}",
         )
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        if not self._docks_sized:  # dock sizes only stick once the window has its size
+            self._docks_sized = True
+            self.resizeDocks(list(self._dock_pair), [475, 320], Qt.Orientation.Horizontal)
 
     def closeEvent(self, ev: QCloseEvent) -> None:
         self.autosaver.flush()

@@ -51,6 +51,7 @@ class ParetoChart(pg.PlotWidget):
         self.values = [(name, 100.0 * count / n if n else 0.0) for name, count in pareto]
         left = self.getAxis("left")
         self.empty.setVisible(not self.values)
+        self.getAxis("bottom").setStyle(showValues=bool(self.values))
         if not self.values:
             left.setTicks([[]])
             self.setYRange(0, 1, padding=0)
@@ -90,7 +91,10 @@ class ResultsPanel(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.setShowGrid(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(120)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -1,0 +1,115 @@
+"""Open the app on demo wafers in a given state, for the README screenshots.
+
+    ../shared/tools/screenshot.sh docs/screenshots/inspect.png 8 \
+        env PYTHONPATH=$PWD WAFERDESK_HOME=/tmp/wd-shots python docs/screenshots/scene.py inspect
+
+Scenes: inspect (a synthetic wafer with its ground-truth labels), annotate (labelling a real
+WM-811K map with the brush, polygon in progress), lot (lot view of 25 real wafers),
+shortcuts (the Help sheet), empty (no files). Demo files go to $WAFERDESK_HOME/demo.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer
+
+from waferdesk.app.main import make_application
+from waferdesk.app.mainwindow import MainWindow
+from waferdesk.client.drafts import DraftStore
+from waferdesk.core.formats import write_wdm
+from waferdesk.core.records import WaferRecord
+from waferdesk.core.synth import SynthConfig, generate_record
+from waferdesk.core.wafer import WaferMap
+
+_REPO = Path(__file__).resolve().parents[2]
+REAL = next(
+    (p / "shared" / "data" / "wm811k-val.npz" for p in (_REPO.parent, _REPO.parent.parent) if (p / "shared").is_dir()),
+    Path("/nonexistent"),
+)
+
+
+def demo_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    synth = folder / "synthetic-lot.wdm"
+    if not synth.exists():
+        cfg = SynthConfig(size_range=(90, 160))
+        write_wdm(synth, [generate_record(21, i, cfg) for i in range(14)])
+    out = [synth]
+    if REAL.is_file():
+        real = folder / "wm811k-lot.wdm"
+        if not real.exists():
+            d = np.load(REAL)
+            shapes, offs, flat = d["shapes"], d["offsets"], d["maps_flat"]
+            want = (38, 36)
+            idx = [i for i in range(len(shapes)) if tuple(shapes[i]) == want][:25]
+            recs = [
+                WaferRecord(
+                    WaferMap(
+                        dies=flat[offs[i] : offs[i + 1]].reshape(want),
+                        lot="WM811K-LOT7",
+                        wafer_id=f"{k + 1:02d}",
+                        label=str(d["labels"][i]),
+                        source="WM-811K validation split",
+                    )
+                )
+                for k, i in enumerate(idx)
+            ]
+            write_wdm(real, recs)
+        out.append(real)
+    return out
+
+
+def main(scene: str) -> None:
+    home = Path(os.environ.get("WAFERDESK_HOME", "/tmp/wd-shots"))
+    app = make_application()
+    drafts = home / "scene-drafts.sqlite3"
+    for leftover in home.glob("scene-drafts.sqlite3*"):
+        leftover.unlink()  # every scene starts without drafts of an earlier one
+    win = MainWindow(DraftStore(drafts))
+    win.setGeometry(0, 0, 1600, 1000)
+    win.show()
+    if scene != "empty":
+        win.open_paths([str(p) for p in demo_files(home / "demo")])
+
+    def stage() -> None:
+        if scene == "inspect":
+            win.browser.step(2)
+            win.set_tool("navigate")
+        elif scene == "annotate":
+            real = [e for e in win.ws.entries if e.lot.startswith("WM811K")]
+            if real:
+                win.browser.select(real[4])
+            e = win.doc.current
+            win.set_active_class(0)
+            edge = np.where(e.wafer.dies == 2, 0, 255).astype(np.uint8)
+            rows, cols = np.nonzero(e.wafer.dies)
+            cy, cx = rows.mean(), cols.mean()
+            rr, cc = np.mgrid[: e.wafer.shape[0], : e.wafer.shape[1]]
+            edge[np.hypot(rr - cy, cc - cx) < 0.62 * (rows.max() - rows.min()) / 2] = 255
+            win.doc.replace_labels(e, np.where(e.wafer.dies == 2, edge, 255).astype(np.uint8), "demo")
+            win.set_active_class(7)
+            win.tools["brush"].settings.brush_size = 3
+            win.side.tool_options.size.setValue(3)
+            win.set_tool("polygon")
+            for r, c in [(12.0, 10.0), (12.5, 22.0), (24.0, 24.0)]:
+                win.tools["polygon"].click((r, c))
+            win.tools["polygon"].hover((25.0, 12.0))
+        elif scene == "lot":
+            real = [e for e in win.ws.entries if e.lot.startswith("WM811K")]
+            if real:
+                win.browser.select(real[0])
+            win.tabs.setCurrentWidget(win.lot_view)
+        elif scene == "shortcuts":
+            win.show_shortcuts()
+            win.shortcuts_dialog.move(win.geometry().center() - win.shortcuts_dialog.rect().center())
+
+    QTimer.singleShot(600, stage)
+    sys.exit(app.exec())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "inspect")
