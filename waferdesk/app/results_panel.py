@@ -43,9 +43,6 @@ class ParetoChart(pg.PlotWidget):
 
     def show_summary(self, summary: WaferSummary | None, colorblind: bool = False) -> None:
         tax = default_taxonomy()
-        if self.bars is not None:
-            self.removeItem(self.bars)
-            self.bars = None
         pareto = summary.pareto() if summary else []
         n = summary.n_dies if summary else 0
         self.values = [(name, 100.0 * count / n if n else 0.0) for name, count in pareto]
@@ -53,24 +50,30 @@ class ParetoChart(pg.PlotWidget):
         self.empty.setVisible(not self.values)
         self.getAxis("bottom").setStyle(showValues=bool(self.values))
         if not self.values:
+            if self.bars is not None:
+                self.bars.setVisible(False)
             left.setTicks([[]])
-            self.setYRange(0, 1, padding=0)
-            self.setXRange(0, 1, padding=0)
+            self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             return
         ys = list(range(len(self.values)))[::-1]  # largest at the top
         colours = {c.name: QColor(*c.rgb(colorblind)) for c in tax.classes}
-        self.bars = pg.BarGraphItem(
-            x0=0,
-            y=ys,
-            height=0.7,
-            width=[v for _, v in self.values],
-            brushes=[colours[name] for name, _ in self.values],
-            pen=pg.mkPen(None),
-        )
-        self.addItem(self.bars)
+        bars = {
+            "x0": 0,
+            "y": ys,
+            "height": 0.7,
+            "width": [v for _, v in self.values],
+            "brushes": [colours[name] for name, _ in self.values],
+            "pen": pg.mkPen(None),
+        }
+        if self.bars is None:
+            self.bars = pg.BarGraphItem(**bars)
+            self.addItem(self.bars)
+        else:  # one item, updated: cheaper than replacing it on every wafer
+            self.bars.setOpts(**bars)
+            self.bars.setVisible(True)
         left.setTicks([[(y, name) for y, (name, _) in zip(ys, self.values, strict=True)]])
-        self.setYRange(-0.6, len(self.values) - 0.4, padding=0)
-        self.setXRange(0, max(v for _, v in self.values) * 1.08, padding=0)
+        top = max(v for _, v in self.values) * 1.08
+        self.setRange(xRange=(0, top), yRange=(-0.6, len(self.values) - 0.4), padding=0)
 
 
 class ResultsPanel(QWidget):

@@ -54,6 +54,16 @@ class InferenceEngine(QThread):
         self._job = 0
         self._job_total = self._job_done = 0
         self._stop = False
+        # ``available`` changes in the GUI thread, when the news arrives there (connected first,
+        # so it is set before any other receiver of these signals runs)
+        self.ready.connect(self._became_ready)
+        self.unavailable.connect(self._became_unavailable)
+
+    def _became_ready(self, _info: dict) -> None:
+        self.available = True
+
+    def _became_unavailable(self, _why: str) -> None:
+        self.available = False
 
     # -- GUI-thread API ----------------------------------------------------------------------
     def request(self, key: str, wafer: WaferMap) -> None:
@@ -102,10 +112,8 @@ class InferenceEngine(QThread):
         try:
             self.segmenter = self.factory(self.model_path, self.providers)
         except Exception as exc:  # any reason the model cannot run is shown, never fatal
-            self.available = False
             self.unavailable.emit(_why(exc))
             return
-        self.available = True
         self.ready.emit(
             {
                 "provider": str(getattr(self.segmenter, "provider", "?")),
@@ -129,7 +137,7 @@ class InferenceEngine(QThread):
     def _predict(self, batch: list[tuple[str, WaferMap]], job: int) -> None:
         wafers = [w for _, w in batch]
         try:
-            preds = self.segmenter.predict_many(wafers, batch_size=len(wafers))
+            preds = list(self.segmenter.predict_many(wafers, batch_size=len(wafers)))
         except Exception as exc:
             self.failed.emit(batch[0][0] if len(batch) == 1 else "", _why(exc))
             preds = [None] * len(batch)

@@ -76,6 +76,21 @@ def die_rgba(dies: np.ndarray, style: LayerStyle, taxonomy: Taxonomy | None = No
     return lut[np.clip(dies, 0, 2)]
 
 
+def picture_lut(style: LayerStyle, taxonomy: Taxonomy | None = None) -> np.ndarray:
+    """(3, 256, 4) uint8: the colour of a die with code ``d`` (0/1/2) carrying label ``l``.
+
+    Every die's colour depends only on that pair, so a whole picture is one table lookup
+    (about a millisecond for 300x300 dies) instead of per-pixel blending.
+    """
+    tax = taxonomy or default_taxonomy()
+    base = die_rgba(np.arange(3, dtype=np.uint8), style, tax)  # (3, 4)
+    rgb, alpha = style.class_lut(tax)
+    lut = np.repeat(base[:, None, :], 256, axis=1).astype(np.float32)
+    a = alpha[None, :, None]
+    lut[:, :, :3] = (1 - a) * lut[:, :, :3] + a * rgb[None, :, :]
+    return lut.round().astype(np.uint8)
+
+
 def blend_labels(
     base: np.ndarray, labels: np.ndarray, style: LayerStyle, taxonomy: Taxonomy | None = None, where=None
 ) -> np.ndarray:
@@ -121,10 +136,9 @@ def compose(
     """The (H, W, 4) uint8 picture of one wafer in ``mode``."""
     if mode == "uncertainty" and entropy is not None:
         return uncertainty_rgba(dies, entropy, style, taxonomy)
-    img = die_rgba(dies, style, taxonomy)
-    if labels is not None:
-        blend_labels(img, labels, style, taxonomy)
-    return img
+    if labels is None:
+        return die_rgba(dies, style, taxonomy)
+    return picture_lut(style, taxonomy)[np.minimum(dies, 2), labels]
 
 
 def recompose_cells(
@@ -139,10 +153,7 @@ def recompose_cells(
     """Redraw only the given dies of a labels-mode picture (a brush stroke touches a few dies)."""
     if rows.size == 0:
         return
-    sub_dies = dies[rows, cols][None, :]
-    sub = die_rgba(sub_dies, style, taxonomy)
-    blend_labels(sub, labels[rows, cols][None, :], style, taxonomy)
-    img[rows, cols] = sub[0]
+    img[rows, cols] = picture_lut(style, taxonomy)[np.minimum(dies[rows, cols], 2), labels[rows, cols]]
 
 
 def top_classes(probs: np.ndarray, row: int, col: int, names: tuple[str, ...], k: int = 3) -> list[tuple[str, float]]:

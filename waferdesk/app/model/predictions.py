@@ -55,7 +55,7 @@ class DieDetails:
 class ProbabilityCache:
     """Keeps per-die details of the most recently used results within a byte budget."""
 
-    def __init__(self, budget_bytes: int = 512 * 1024**2) -> None:
+    def __init__(self, budget_bytes: int = 256 * 1024**2) -> None:
         self.budget = budget_bytes
         self._order: OrderedDict[int, ModelResult] = OrderedDict()
         self._bytes = 0

@@ -1,0 +1,65 @@
+"""Local inference from the window: the worker thread, the status bar, the verdict column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from waferdesk.app.browser import COL_UNCERTAINTY, COL_VERDICT
+from waferdesk.core.inference import Segmenter
+
+
+def make_window(qtbot, model_path):
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+
+    store = DraftStore()
+    win = MainWindow(store, model_path=str(model_path))
+    qtbot.addWidget(win)
+    win.show()
+    return win, store
+
+
+def test_worker_fills_the_verdict_column(qtbot, app_home, wafer_file, tiny_model) -> None:
+    win, store = make_window(qtbot, tiny_model)
+    try:
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=60000)
+        assert win.engine.available, win.model_label.toolTip()
+        assert win.model_label.text().startswith("Model ") and "CPU" in win.model_label.text()
+        assert "CPUExecutionProvider" in win.model_label.toolTip()
+        win.open_paths([wafer_file])
+        # the wafer on screen is predicted on its own, without blocking the window
+        current = win.doc.current
+        qtbot.waitUntil(lambda: current.prediction is not None, timeout=30000)
+        win.set_mode("uncertainty")
+        assert win.view.mode == "uncertainty"
+        # the whole file: the progress dialog, then every row has the model's verdict
+        with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
+            job = win.run_all()
+            assert job > 0 and win.progress is not None and win.progress.isVisible()
+        assert finished.args[1] == 3 and finished.args[2] is False  # 3 wafers left to do, not cancelled
+        assert win.progress is None
+        reference = Segmenter(tiny_model, providers="cpu", cache=False)
+        model = win.browser.model
+        for row, entry in enumerate(win.ws.entries):
+            expected = reference.predict(entry.wafer)
+            assert model.data(model.index(row, COL_VERDICT)) == str(expected.summary.verdict)
+            assert model.data(model.index(row, COL_UNCERTAINTY)) == f"{expected.uncertainty['entropy_mean']:.3f}"
+            assert (entry.prediction.labels == expected.mask.labels).all()
+    finally:
+        win.close()
+        store.close()
+
+
+def test_without_a_model_the_app_still_opens_and_says_so(qtbot, app_home, wafer_file, tmp_path: Path) -> None:
+    win, store = make_window(qtbot, tmp_path / "missing.onnx")
+    try:
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        assert win.engine.available is False
+        assert "No model available" in win.model_label.text()
+        assert "missing.onnx" in win.model_label.toolTip()
+        assert not win.actions["run_all"].isEnabled()
+        win.open_paths([wafer_file])
+        assert win.view.rgba is not None and len(win.ws) == 4
+    finally:
+        win.close()
+        store.close()
