@@ -3,7 +3,8 @@
     ../shared/tools/screenshot.sh docs/screenshots/inspect.png 8 \
         env PYTHONPATH=$PWD WAFERDESK_HOME=/tmp/wd-shots python docs/screenshots/scene.py inspect
 
-Scenes: inspect (a synthetic wafer with its ground-truth labels), annotate (labelling a real
+Scenes: inspect (a synthetic wafer with its ground-truth labels), zoom (the same, zoomed in,
+brush cursor and hover readout), annotate (labelling a real
 WM-811K map with the brush, polygon in progress), lot (lot view of 25 real wafers),
 shortcuts (the Help sheet), empty (no files). Demo files go to $WAFERDESK_HOME/demo.
 """
@@ -37,7 +38,8 @@ def demo_files(folder: Path) -> list[Path]:
     synth = folder / "synthetic-lot.wdm"
     if not synth.exists():
         cfg = SynthConfig(size_range=(90, 160))
-        write_wdm(synth, [generate_record(21, i, cfg) for i in range(14)])
+        picks = (18, 11, 29, 8, 21, 3, 7, 20, 22, 24, 15, 6, 27, 17)  # a variety of patterns, seed 21
+        write_wdm(synth, [generate_record(21, i, cfg) for i in picks])
     out = [synth]
     if REAL.is_file():
         real = folder / "wm811k-lot.wdm"
@@ -76,9 +78,19 @@ def main(scene: str) -> None:
         win.open_paths([str(p) for p in demo_files(home / "demo")])
 
     def stage() -> None:
-        if scene == "inspect":
-            win.browser.step(2)
+        if scene in ("inspect", "zoom"):
+            synth = [e for e in win.ws.entries if e.lot.startswith("SYN")]
+            best = synth[0] if scene == "inspect" else synth[1]
+            win.browser.select(best)
             win.set_tool("navigate")
+            if scene == "zoom":
+                rows, cols = np.nonzero(best.labels == 3)  # along the scratch
+                r0, c0 = int(np.median(rows)), int(np.median(cols))
+                win.view.vb.setRange(xRange=(c0 - 14, c0 + 14), yRange=(r0 - 10, r0 + 10), padding=0)
+                win.set_active_class(4)
+                win.side.tool_options.size.setValue(3)
+                pos = win.view.scene_pos_of(r0 + 0.5, c0 + 0.5)
+                win.view._mouse_moved(pos)
         elif scene == "annotate":
             real = [e for e in win.ws.entries if e.lot.startswith("WM811K")]
             if real:

@@ -63,6 +63,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("find", "Navigate", "Filter wafers", ("Ctrl+F",)),
     ActionSpec("run_current", "Model", "Run model on this wafer", ("Ctrl+R",)),
     ActionSpec("run_all", "Model", "Run model on all wafers", ("Ctrl+Shift+R",), "fills the browser's verdict column"),
+    ActionSpec("auto_run", "Model", "Run automatically on opened wafers", (), "predict every wafer opened", True),
     ActionSpec("shortcuts", "Help", "Keyboard shortcuts", ("F1", "?")),
     ActionSpec("about", "Help", "About WaferDesk"),
 )
@@ -100,25 +101,36 @@ def shortcut_rows() -> list[tuple[str, str, str]]:
     return sorted(rows, key=lambda r: order.get(r[0], 99))
 
 
+SHEET_COLUMNS = (("Classes", "File", "Edit", "Navigate", "Help"), ("Tools", "View", "Model"))
+MOUSE_HELP = (
+    "Wheel zooms; middle-drag pans (left-drag too with Navigate); right-drag zooms; "
+    "double-click fits; right-click cancels a polygon. Tools label failing dies only."
+)
+
+
 def shortcuts_html() -> str:
-    out = ["<table cellspacing='0' cellpadding='4'>"]
-    last = None
-    for group, keys, what in shortcut_rows():
-        if group != last:
-            out.append(f"<tr><td colspan='2'><br><b>{group}</b></td></tr>")
-            last = group
-        out.append(f"<tr><td><code>{keys}</code></td><td>{what}</td></tr>")
-    out.append("</table>")
-    out.append("<p>Mouse: wheel zooms, middle-drag pans (left-drag with Navigate), right-drag zooms, ")
-    out.append("double-click fits; right-click cancels a polygon.</p>")
-    return "".join(out)
+    """Two columns of groups, so the whole sheet fits on screen without scrolling."""
+    rows = shortcut_rows()
+    columns = []
+    for groups in SHEET_COLUMNS:
+        out = ["<table cellspacing='0' cellpadding='3'>"]
+        for group in groups:
+            items = [(k, what) for g, k, what in rows if g == group]
+            if not items:
+                continue
+            out.append(f"<tr><td colspan='2' style='padding-top:10px'><b>{group}</b></td></tr>")
+            out += [f"<tr><td><code>{k}</code>&nbsp;&nbsp;</td><td>{what}</td></tr>" for k, what in items]
+        out.append("</table>")
+        columns.append("".join(out))
+    cells = "".join(f"<td valign='top' style='padding-right:28px'>{c}</td>" for c in columns)
+    return f"<table><tr>{cells}</tr></table><p>{MOUSE_HELP}</p>"
 
 
 class ShortcutsDialog(QDialog):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(460, 640)
+        self.resize(900, 720)
         label = QLabel(shortcuts_html())
         label.setWordWrap(True)
         area = QScrollArea()

@@ -220,7 +220,7 @@ class WaferBrowser(QWidget):
         hh.setHighlightSections(False)
         hh.setStretchLastSection(True)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((100, 54, 58, 92, 60)):
+        for col, width in enumerate((106, 48, 54, 82, 58)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 

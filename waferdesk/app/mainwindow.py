@@ -28,6 +28,7 @@ from ..client.drafts import SAVED, DraftStore
 from ..client.paths import config_dir
 from ..client.work import LocalSession, WorkClient
 from ..core.errors import WaferDeskError
+from ..core.formats import READABLE_SUFFIXES
 from ..core.taxonomy import IGNORE, default_taxonomy
 from .actions import MENUS, UNDO_KEYS, ShortcutsDialog, build_actions
 from .autosave import Autosaver
@@ -97,6 +98,9 @@ class MainWindow(QMainWindow):
         self.autosaver = Autosaver(drafts, self.doc, self)
         self.actions = build_actions(self, self._handlers())
         self._undo_actions()
+        auto = self.actions["auto_run"]
+        auto.setChecked(self.settings.value("model/auto_run", True, type=bool))
+        auto.toggled.connect(lambda on: self.settings.setValue("model/auto_run", on))
         self._menus()
         self._toolbar()
         self._statusbar()
@@ -114,9 +118,13 @@ class MainWindow(QMainWindow):
         self.engine.progress.connect(self._job_progress)
         self.engine.job_finished.connect(self._job_finished)
         self.progress: QProgressDialog | None = None
+        self._progress_job = 0
         if start_engine:
             self.engine.start()
-        self.resize(1500, 940)
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            self.resize(min(1600, int(avail.width() * 0.92)), min(1000, int(avail.height() * 0.92)))
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -230,11 +238,9 @@ class MainWindow(QMainWindow):
 
     def _statusbar(self) -> None:
         sb = self.statusBar()
-        self.readout = QLabel(" ")
-        self.readout.setObjectName("readout")
+        self.readout = self.page.readout  # under the map, where the eye is
         self.draft_label = QLabel("")
         self.model_label = QLabel("Model: loading…")
-        sb.addWidget(self.readout, 1)
         sb.addPermanentWidget(self.draft_label)
         sb.addPermanentWidget(self.model_label)
 
@@ -266,6 +272,9 @@ class MainWindow(QMainWindow):
             self.browser.select(report.added[0])
         self.page.set_has_content(len(self.ws) > 0)
         self.statusBar().showMessage(report.message(), 8000)
+        log.info("%s (%s)", report.message(), ", ".join(str(p) for p in paths))
+        if report.added and self.actions["auto_run"].isChecked() and self.engine.available:
+            self.run_all()
         if report.errors:
             shown = "\n".join(report.errors[:20]) + (
                 f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
@@ -278,7 +287,10 @@ class MainWindow(QMainWindow):
             self.lot_view.reload(self.doc.current)
 
     def open_files_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open wafer files", self._last_dir())
+        patterns = " ".join(f"*{suffix}" for suffix in READABLE_SUFFIXES)
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open wafer files", self._last_dir(), f"Wafer maps ({patterns});;All files (*)"
+        )
         if files:
             self._remember_dir(Path(files[0]).parent)
             self.open_paths(files)
@@ -525,6 +537,8 @@ class MainWindow(QMainWindow):
         e = self.doc.current
         if e is not None and e.prediction is None:
             self.engine.request(e.key, e.wafer)
+        if self.actions["auto_run"].isChecked():
+            self.run_all(quiet=True)
 
     def _model_unavailable(self, why: str) -> None:
         self.model_label.setObjectName("modelWarn")
@@ -557,12 +571,16 @@ class MainWindow(QMainWindow):
             self.engine.request(e.key, e.wafer)
             self.statusBar().showMessage("running the model…", 3000)
 
-    def run_all(self) -> int:
+    def run_all(self, quiet: bool = False) -> int:
+        """Run the model on every open wafer without a prediction (a folder job with progress)."""
         todo = [(e.key, e.wafer) for e in self.ws.entries if e.prediction is None]
         if not todo or not self.engine.available:
-            if not todo:
+            if not todo and not quiet:
                 self.statusBar().showMessage("every open wafer already has a prediction", 5000)
             return 0
+        if self.progress is not None:
+            self.progress.hide()
+            self.progress = None
         job = self.engine.submit_bulk(todo)
         self.progress = QProgressDialog(f"Running the model on {len(todo)} wafers…", "Cancel", 0, len(todo), self)
         self.progress.setWindowTitle("Model")
@@ -570,15 +588,18 @@ class MainWindow(QMainWindow):
         self.progress.setMinimumDuration(0)
         self.progress.setValue(0)
         self.progress.canceled.connect(self.engine.cancel_bulk)
+        self._progress_job = job
         self.progress.show()
         return job
 
-    def _job_progress(self, _job: int, done: int, total: int) -> None:
-        if self.progress is not None:
+    def _job_progress(self, job: int, done: int, total: int) -> None:
+        if self.progress is not None and job == self._progress_job:
             self.progress.setMaximum(total)
             self.progress.setValue(done)
 
-    def _job_finished(self, _job: int, done: int, cancelled: bool) -> None:
+    def _job_finished(self, job: int, done: int, cancelled: bool) -> None:
+        if job != self._progress_job:
+            return
         if self.progress is not None:
             self.progress.reset()
             self.progress.hide()

@@ -28,7 +28,7 @@ QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color
 QTableView {{ background: {BASE}; alternate-background-color: #1b1f25; gridline-color: #262b33;
              selection-background-color: #2d5c99; selection-color: white; border: none; }}
 QHeaderView::section {{ background: {PANEL}; color: {MUTED}; border: none; border-right: 1px solid #2f353e;
-                       padding: 4px 6px; font-weight: 600; }}
+                       padding: 4px 2px; font-weight: 600; }}
 QLineEdit, QComboBox, QSpinBox {{ background: {BASE}; border: 1px solid #353c46; border-radius: 4px; padding: 3px 6px;
                                  color: {TEXT}; }}
 QLineEdit:focus, QComboBox:focus, QSpinBox:focus {{ border-color: {ACCENT}; }}

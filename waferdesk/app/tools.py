@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..core.annotation import BRUSH_SHAPES, Change, fail_cluster, make_change, polygon_cells, stroke_cells
@@ -65,8 +66,11 @@ class BrushTool(Tool):
 
     def __init__(self, doc: LabelDocument, settings: ToolSettings) -> None:
         super().__init__(doc, settings)
-        self._stroke: Change | None = None
         self._last: tuple[float, float] | None = None
+        # dies touched by the stroke so far and their values before it: a step costs what it
+        # paints, however long the stroke already is
+        self._touched = np.zeros(0, dtype=bool)
+        self._before = np.zeros(0, dtype=np.uint8)
 
     @property
     def value(self) -> int:
@@ -75,8 +79,24 @@ class BrushTool(Tool):
     def press(self, pos: tuple[float, float]) -> None:
         if not self._can_edit():
             return
-        self._stroke, self._last = None, pos
+        n = self.doc.current.labels.size
+        self._touched = np.zeros(n, dtype=bool)
+        self._before = np.zeros(n, dtype=np.uint8)
+        self._last = pos
         self._dab(pos, pos)
+
+    def _stroke(self) -> Change | None:
+        """The whole stroke as one change: touched dies whose value differs from before it."""
+        entry = self.doc.current
+        if entry is None or not self._touched.any():
+            return None
+        index = np.flatnonzero(self._touched)
+        old = self._before[index]
+        new = entry.labels.reshape(-1)[index]
+        keep = old != new
+        if not keep.any():
+            return None
+        return Change(index[keep], old[keep].copy(), new[keep].copy())
 
     def move(self, pos: tuple[float, float]) -> None:
         if self._last is None:
@@ -89,7 +109,8 @@ class BrushTool(Tool):
             return
         self._dab(self._last, pos)
         self._last = None
-        stroke, self._stroke = self._stroke, None
+        stroke = self._stroke()
+        self._touched = np.zeros(0, dtype=bool)
         if stroke is not None and self.doc.current is not None:
             what = "Erase" if self.erase else f"Brush {default_taxonomy().names[self.value]}"
             self.doc.push(self.doc.current, stroke, f"{what} ({len(stroke)} dies)", applied=True)
@@ -102,10 +123,12 @@ class BrushTool(Tool):
         """Esc during a stroke: put the dies back as they were."""
         if self._last is None:
             return False
-        if self._stroke is not None and self.doc.current is not None:
-            self._stroke.revert(self.doc.current.labels)
-            self.doc.notify(self.doc.current, self._stroke)
-        self._stroke = self._last = None
+        stroke = self._stroke()
+        if stroke is not None and self.doc.current is not None:
+            stroke.revert(self.doc.current.labels)
+            self.doc.notify(self.doc.current, stroke)
+        self._last = None
+        self._touched = np.zeros(0, dtype=bool)
         return True
 
     def _dab(self, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -116,8 +139,10 @@ class BrushTool(Tool):
         change = make_change(entry.labels, entry.wafer.dies, cells, self.value)
         if change is None:
             return
+        first = ~self._touched[change.index]
+        self._before[change.index[first]] = change.old[first]
+        self._touched[change.index] = True
         change.apply(entry.labels)
-        self._stroke = change if self._stroke is None else self._stroke.merged(change)
         self.doc.notify(entry, change)
 
 

@@ -53,11 +53,16 @@ class WaferPage(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(view)
+        self.readout = QLabel(" ")
+        self.readout.setObjectName("readout")
+        self.readout.setContentsMargins(10, 4, 10, 4)
+        self.readout.setToolTip("the die under the mouse: position, state, label, the model's top classes")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addLayout(bar)
         lay.addWidget(self.stack, 1)
+        lay.addWidget(self.readout)
 
     def set_has_content(self, on: bool) -> None:
         self.stack.setCurrentIndex(1 if on else 0)
