@@ -200,9 +200,12 @@ def test_wafer_navigation_keeps_separate_undo_histories(qtbot, window, wafer_fil
     window.browser.search.setText("KNOWN")
     assert window.browser.proxy.rowCount() == 1
     window.browser.search.setText("")
-    window.browser.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)  # yield
+    window.browser.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # yield
     yields = [e.wafer.yield_ for e in window.browser.visible_entries()]
-    assert yields == sorted(yields)
+    assert yields == sorted(yields, reverse=True)
+    assert window.browser.current_entry() is first  # the selection follows its wafer
+    key(qtbot, window, "PageDown")  # and next-wafer follows the sorted order
+    assert window.doc.current is window.browser.visible_entries()[yields.index(first.wafer.yield_) + 1]
 
 
 def test_shortcut_sheet_lists_class_tool_and_navigation_keys(window) -> None:

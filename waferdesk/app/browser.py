@@ -41,22 +41,44 @@ class WaferTableModel(QAbstractTableModel):
     def __init__(self, workspace: Workspace, parent=None) -> None:
         super().__init__(parent)
         self.ws = workspace
-        self._rows: dict[str, int] = {}
+        self._order: list[int] = []  # row -> index into ws.entries (the sort order)
+        self._rows: dict[str, int] = {}  # entry key -> row
         self._colours = {c.name: QColor(*c.color) for c in default_taxonomy().classes}
 
     def reset(self) -> None:
         self.beginResetModel()
+        self._order = list(range(len(self.ws.entries)))
         self._rows = {e.key: i for i, e in enumerate(self.ws.entries)}
         self.endResetModel()
 
     def append(self, entries: list[WaferEntry]) -> None:
+        """Rows for entries just added at the end of the workspace."""
         if not entries:
             return
-        first = len(self._rows)
+        first = len(self._order)
         self.beginInsertRows(QModelIndex(), first, first + len(entries) - 1)
+        start = len(self.ws.entries) - len(entries)
         for i, e in enumerate(entries):
+            self._order.append(start + i)
             self._rows[e.key] = first + i
         self.endInsertRows()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort in Python once per click (keys computed once per row), not per comparison:
+        12,000 wafers sort in a fraction of a second."""
+        if column < 0 or not self._order:
+            return
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        held = [(self._order[i.row()], i.column()) for i in persistent]
+        entries = self.ws.entries
+        keys = [self._sort_key(entries[j], column) for j in self._order]
+        ranked = sorted(range(len(keys)), key=keys.__getitem__, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._order = [self._order[k] for k in ranked]
+        pos = {j: r for r, j in enumerate(self._order)}
+        self.changePersistentIndexList(persistent, [self.index(pos[j], c) for j, c in held])
+        self._rows = {entries[j].key: r for r, j in enumerate(self._order)}
+        self.layoutChanged.emit()
 
     def entry_changed(self, entry: WaferEntry) -> None:
         row = self._rows.get(entry.key)
@@ -64,14 +86,14 @@ class WaferTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def all_changed(self) -> None:
-        if self._rows:
+        if self._order:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1))
 
     def row_of(self, entry: WaferEntry) -> int:
         return self._rows.get(entry.key, -1)
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else len(self._order)
 
     def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
@@ -89,12 +111,12 @@ class WaferTableModel(QAbstractTableModel):
         return None
 
     def entry(self, row: int) -> WaferEntry:
-        return self.ws.entries[row]
+        return self.ws.entries[self._order[row]]
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        e = self.ws.entries[index.row()]
+        e = self.ws.entries[self._order[index.row()]]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(e, col)
@@ -136,7 +158,7 @@ class WaferTableModel(QAbstractTableModel):
             u = e.uncertainty()
             return -1.0 if u is None else u
         if col == 1 and e.wafer_id.isdigit():
-            return f"{int(e.wafer_id):08d}"
+            return f"{int(e.wafer_id):012d}"
         return WaferTableModel._display(e, col).lower()
 
 
@@ -145,7 +167,6 @@ class WaferFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self.text = ""
         self.status = STATUS_FILTERS[0]
-        self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(False)
 
     def set_text(self, text: str) -> None:
@@ -168,11 +189,9 @@ class WaferFilter(QSortFilterProxyModel):
         hay = f"{e.lot} {e.wafer_id} {verdict} {e.status} {e.source.name}".lower()
         return all(word in hay for word in self.text.split())
 
-    def lessThan(self, left, right) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        if type(a) is not type(b):
-            return str(a) < str(b)
-        return a < b
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """The source model sorts itself (fast); this proxy only filters."""
+        self.sourceModel().sort(column, order)
 
 
 def _status_matches(e: WaferEntry, wanted: str) -> bool:

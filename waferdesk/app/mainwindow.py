@@ -1,6 +1,7 @@
 """The main window: wires the browser, the wafer and lot views, the side panel, the tools,
-autosave and the inference thread together. The parts live in their own modules; this one
-only connects them and handles the window's commands.
+autosave and the inference thread together. The parts live in their own modules; the file
+commands (open, save, export) and the model commands are mixins in :mod:`.window_files`
+and :mod:`.window_model`; this module builds the window and handles the current wafer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -24,43 +24,33 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..client.drafts import SAVED, DraftStore
+from ..client.drafts import DraftStore
 from ..client.paths import config_dir
 from ..client.work import LocalSession, WorkClient
-from ..core.errors import WaferDeskError
-from ..core.formats import READABLE_SUFFIXES
 from ..core.taxonomy import IGNORE, default_taxonomy
 from .actions import MENUS, UNDO_KEYS, ShortcutsDialog, build_actions
 from .autosave import Autosaver
 from .browser import WaferBrowser
 from .document import LabelDocument
 from .lotview import LotView
-from .model import exporting
 from .model.layers import LayerStyle
-from .model.predictions import ModelResult, ProbabilityCache
+from .model.predictions import ProbabilityCache
 from .model.readout import die_readout
 from .model.workspace import WaferEntry, Workspace
 from .side_panel import SidePanel
-from .theme import VIEW_BACKGROUND
 from .tools import TOOL_CLASSES, ToolSettings
 from .view.page import WaferPage
 from .view.waferview import WaferView
+from .window_files import FileCommands
+from .window_model import ModelCommands
 from .workers import InferenceEngine, default_segmenter_factory
 
 log = logging.getLogger(__name__)
 
-PROVIDER_NAMES = {
-    "CUDAExecutionProvider": "GPU (CUDA)",
-    "TensorrtExecutionProvider": "GPU (TensorRT)",
-    "DmlExecutionProvider": "GPU (DirectML)",
-    "ROCMExecutionProvider": "GPU (ROCm)",
-    "CoreMLExecutionProvider": "Apple (CoreML)",
-    "CPUExecutionProvider": "CPU",
-}
 PAINT_TOOLS = ("brush", "eraser", "polygon", "fill")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileCommands, ModelCommands, QMainWindow):
     def __init__(
         self,
         drafts: DraftStore,
@@ -260,63 +250,6 @@ class MainWindow(QMainWindow):
         self.autosaver.save_failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self.tabs.currentChanged.connect(self._tab_changed)
 
-    # -- opening -----------------------------------------------------------------------------
-    def open_paths(self, paths: list[str | Path]) -> None:
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            report = self.ws.load(paths)
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.browser.model.append(report.added)
-        if report.added and self.doc.current is None:
-            self.browser.select(report.added[0])
-        self.page.set_has_content(len(self.ws) > 0)
-        self.statusBar().showMessage(report.message(), 8000)
-        log.info("%s (%s)", report.message(), ", ".join(str(p) for p in paths))
-        if report.added and self.actions["auto_run"].isChecked() and self.engine.available:
-            self.run_all()
-        if report.errors:
-            shown = "\n".join(report.errors[:20]) + (
-                f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
-            )
-            box = QMessageBox(QMessageBox.Icon.Warning, "Some files could not be opened", shown, parent=self)
-            box.setModal(False)
-            box.show()
-            self.error_box = box
-        if self.tabs.currentWidget() is self.lot_view:
-            self.lot_view.reload(self.doc.current)
-
-    def open_files_dialog(self) -> None:
-        patterns = " ".join(f"*{suffix}" for suffix in READABLE_SUFFIXES)
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Open wafer files", self._last_dir(), f"Wafer maps ({patterns});;All files (*)"
-        )
-        if files:
-            self._remember_dir(Path(files[0]).parent)
-            self.open_paths(files)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of wafer files", self._last_dir())
-        if folder:
-            self._remember_dir(Path(folder))
-            self.open_paths([folder])
-
-    def _last_dir(self) -> str:
-        return str(self.settings.value("paths/last_dir", str(Path.home())))
-
-    def _remember_dir(self, path: Path) -> None:
-        self.settings.setValue("paths/last_dir", str(path))
-
-    def dragEnterEvent(self, ev) -> None:
-        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
-            ev.acceptProposedAction()
-
-    def dropEvent(self, ev) -> None:
-        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            ev.acceptProposedAction()
-            self.open_paths(paths)
-
     # -- current wafer -----------------------------------------------------------------------
     def open_entry(self, entry: WaferEntry | None) -> None:
         self.autosaver.flush()
@@ -453,159 +386,6 @@ class MainWindow(QMainWindow):
         e = self.doc.current
         if e is not None and self.doc.editable:
             self.doc.replace_labels(e, np.full(e.wafer.shape, IGNORE, np.uint8), "Clear labels")
-
-    # -- saving and export -------------------------------------------------------------------
-    def save_labels(self, path: str | Path | None = None, ask: bool = False) -> Path | None:
-        """Write every open wafer (labelled ones with their masks) to a .wdm labels file."""
-        self.autosaver.flush()
-        if path is None:
-            if self.save_path is None or ask:
-                default = self.save_path or self._default_save_path()
-                chosen, _ = QFileDialog.getSaveFileName(self, "Save labels", str(default), "WaferDesk maps (*.wdm)")
-                if not chosen:
-                    return None
-                path = chosen
-            else:
-                path = self.save_path
-        target = Path(path)
-        if target.suffix.lower() != ".wdm":
-            target = target.with_suffix(".wdm")
-        if any(target.resolve() == e.source.resolve() for e in self.ws.entries):
-            self.statusBar().showMessage(f"{target.name} is an opened source file; choose another name", 8000)
-            return None
-        try:
-            exporting.write_labels_wdm(target, self.ws.entries)
-        except (WaferDeskError, OSError) as exc:
-            QMessageBox.warning(self, "Save failed", str(exc))
-            return None
-        self.save_path = target
-        for e in self.ws.entries:
-            if e.is_edited():
-                self.autosaver.save_entry(e, SAVED)
-        self._show_draft_state()
-        self.statusBar().showMessage(f"saved labels of {len(self.ws)} wafers to {target}", 8000)
-        return target
-
-    def _default_save_path(self) -> Path:
-        if self.ws.entries:
-            src = self.ws.entries[0].source
-            return src.with_name(src.stem + "-labels.wdm")
-        return Path.home() / "labels.wdm"
-
-    def _ask_path(self, title: str, suffix: str, filt: str) -> Path | None:
-        e = self.doc.current
-        stem = e.title.replace(" / ", "_").replace("/", "_") if e is not None else "wafers"
-        chosen, _ = QFileDialog.getSaveFileName(self, title, str(Path(self._last_dir()) / f"{stem}{suffix}"), filt)
-        return Path(chosen) if chosen else None
-
-    def export_png(self, path: str | Path | None = None) -> Path | None:
-        if self.view.rgba is None:
-            return None
-        path = path or self._ask_path("Export view as PNG", ".png", "PNG images (*.png)")
-        if path is None:
-            return None
-        out = exporting.write_picture_png(path, self.view.rgba, VIEW_BACKGROUND)
-        self.statusBar().showMessage(f"wrote {out}", 6000)
-        return out
-
-    def export_csv(self, path: str | Path | None = None) -> Path | None:
-        path = path or self._ask_path("Export results as CSV", "-results.csv", "CSV (*.csv)")
-        if path is None:
-            return None
-        out = exporting.write_results_csv(path, self.ws.entries)
-        self.statusBar().showMessage(f"wrote results of {len(self.ws)} wafers to {out}", 6000)
-        return out
-
-    def export_coco(self, path: str | Path | None = None) -> Path | None:
-        path = path or self._ask_path("Export labels as COCO", "-coco.json", "COCO JSON (*.json)")
-        if path is None:
-            return None
-        out, n = exporting.write_labels_coco(path, self.ws.entries)
-        self.statusBar().showMessage(f"wrote COCO labels of {n} wafers to {out}", 6000)
-        return out
-
-    # -- model -------------------------------------------------------------------------------
-    def _model_ready(self, info: dict) -> None:
-        provider = PROVIDER_NAMES.get(info["provider"], info["provider"])
-        self.model_label.setObjectName("")
-        self.model_label.setText(f"Model {info['model_version']} · {provider}")
-        tip = f"execution provider in use: {info['provider']}"
-        if info.get("provider_note"):
-            tip += f"\n{info['provider_note']}"
-        self.model_label.setToolTip(tip)
-        self.model_info = info
-        e = self.doc.current
-        if e is not None and e.prediction is None:
-            self.engine.request(e.key, e.wafer)
-        if self.actions["auto_run"].isChecked():
-            self.run_all(quiet=True)
-
-    def _model_unavailable(self, why: str) -> None:
-        self.model_label.setObjectName("modelWarn")
-        self.model_label.setStyleSheet("color: #f0a848;")
-        self.model_label.setText("No model available — viewing and labelling still work")
-        self.model_label.setToolTip(why)
-        for key in ("run_current", "run_all", "accept"):
-            self.actions[key].setEnabled(False)
-        log.warning("no model: %s", why)
-
-    def _model_result(self, key: str, result: ModelResult, _job: int) -> None:
-        e = self.ws.get(key)
-        if e is None:
-            return
-        if e.prediction is not None:
-            self.prob_cache.forget(e.prediction)
-        e.prediction = result
-        if e is self.doc.current:
-            self.prob_cache.touch(result)
-            if self.view.mode != "labels":
-                self.view.refresh()
-            self.update_panels()
-        else:
-            self.prob_cache.touch(result)
-        self.browser.refresh_entry(e)
-
-    def run_current(self) -> None:
-        e = self.doc.current
-        if e is not None and self.engine.available:
-            self.engine.request(e.key, e.wafer)
-            self.statusBar().showMessage("running the model…", 3000)
-
-    def run_all(self, quiet: bool = False) -> int:
-        """Run the model on every open wafer without a prediction (a folder job with progress)."""
-        todo = [(e.key, e.wafer) for e in self.ws.entries if e.prediction is None]
-        if not todo or not self.engine.available:
-            if not todo and not quiet:
-                self.statusBar().showMessage("every open wafer already has a prediction", 5000)
-            return 0
-        if self.progress is not None:
-            self.progress.hide()
-            self.progress = None
-        job = self.engine.submit_bulk(todo)
-        self.progress = QProgressDialog(f"Running the model on {len(todo)} wafers…", "Cancel", 0, len(todo), self)
-        self.progress.setWindowTitle("Model")
-        self.progress.setModal(False)
-        self.progress.setMinimumDuration(0)
-        self.progress.setValue(0)
-        self.progress.canceled.connect(self.engine.cancel_bulk)
-        self._progress_job = job
-        self.progress.show()
-        return job
-
-    def _job_progress(self, job: int, done: int, total: int) -> None:
-        if self.progress is not None and job == self._progress_job:
-            self.progress.setMaximum(total)
-            self.progress.setValue(done)
-
-    def _job_finished(self, job: int, done: int, cancelled: bool) -> None:
-        if job != self._progress_job:
-            return
-        if self.progress is not None:
-            self.progress.reset()
-            self.progress.hide()
-            self.progress = None
-        what = "cancelled after" if cancelled else "finished:"
-        self.statusBar().showMessage(f"model run {what} {done} wafers", 8000)
 
     # -- help and closing --------------------------------------------------------------------
     def show_shortcuts(self) -> None:

@@ -1,0 +1,109 @@
+"""The main window's model commands: the inference thread's news (ready, unavailable,
+results, progress) and the Run model actions with their progress dialog.
+
+A mixin of :class:`~waferdesk.app.mainwindow.MainWindow` (see :mod:`.window_files`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtWidgets import QProgressDialog
+
+from .model.predictions import ModelResult
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "CUDAExecutionProvider": "GPU (CUDA)",
+    "TensorrtExecutionProvider": "GPU (TensorRT)",
+    "DmlExecutionProvider": "GPU (DirectML)",
+    "ROCMExecutionProvider": "GPU (ROCm)",
+    "CoreMLExecutionProvider": "Apple (CoreML)",
+    "CPUExecutionProvider": "CPU",
+}
+
+
+class ModelCommands:
+    # -- model -------------------------------------------------------------------------------
+    def _model_ready(self, info: dict) -> None:
+        provider = PROVIDER_NAMES.get(info["provider"], info["provider"])
+        self.model_label.setObjectName("")
+        self.model_label.setText(f"Model {info['model_version']} · {provider}")
+        tip = f"execution provider in use: {info['provider']}"
+        if info.get("provider_note"):
+            tip += f"\n{info['provider_note']}"
+        self.model_label.setToolTip(tip)
+        self.model_info = info
+        e = self.doc.current
+        if e is not None and e.prediction is None:
+            self.engine.request(e.key, e.wafer)
+        if self.actions["auto_run"].isChecked():
+            self.run_all(quiet=True)
+
+    def _model_unavailable(self, why: str) -> None:
+        self.model_label.setObjectName("modelWarn")
+        self.model_label.setStyleSheet("color: #f0a848;")
+        self.model_label.setText("No model available — viewing and labelling still work")
+        self.model_label.setToolTip(why)
+        for key in ("run_current", "run_all", "accept"):
+            self.actions[key].setEnabled(False)
+        log.warning("no model: %s", why)
+
+    def _model_result(self, key: str, result: ModelResult, _job: int) -> None:
+        e = self.ws.get(key)
+        if e is None:
+            return
+        if e.prediction is not None:
+            self.prob_cache.forget(e.prediction)
+        e.prediction = result
+        if e is self.doc.current:
+            self.prob_cache.touch(result)
+            if self.view.mode != "labels":
+                self.view.refresh()
+            self.update_panels()
+        else:
+            self.prob_cache.touch(result)
+        self.browser.refresh_entry(e)
+
+    def run_current(self) -> None:
+        e = self.doc.current
+        if e is not None and self.engine.available:
+            self.engine.request(e.key, e.wafer)
+            self.statusBar().showMessage("running the model…", 3000)
+
+    def run_all(self, quiet: bool = False) -> int:
+        """Run the model on every open wafer without a prediction (a folder job with progress)."""
+        todo = [(e.key, e.wafer) for e in self.ws.entries if e.prediction is None]
+        if not todo or not self.engine.available:
+            if not todo and not quiet:
+                self.statusBar().showMessage("every open wafer already has a prediction", 5000)
+            return 0
+        if self.progress is not None:
+            self.progress.hide()
+            self.progress = None
+        job = self.engine.submit_bulk(todo)
+        self.progress = QProgressDialog(f"Running the model on {len(todo)} wafers…", "Cancel", 0, len(todo), self)
+        self.progress.setWindowTitle("Model")
+        self.progress.setModal(False)
+        self.progress.setMinimumDuration(0)
+        self.progress.setValue(0)
+        self.progress.canceled.connect(self.engine.cancel_bulk)
+        self._progress_job = job
+        self.progress.show()
+        return job
+
+    def _job_progress(self, job: int, done: int, total: int) -> None:
+        if self.progress is not None and job == self._progress_job:
+            self.progress.setMaximum(total)
+            self.progress.setValue(done)
+
+    def _job_finished(self, job: int, done: int, cancelled: bool) -> None:
+        if job != self._progress_job:
+            return
+        if self.progress is not None:
+            self.progress.reset()
+            self.progress.hide()
+            self.progress = None
+        what = "cancelled after" if cancelled else "finished:"
+        self.statusBar().showMessage(f"model run {what} {done} wafers", 8000)
