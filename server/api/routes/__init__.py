@@ -1,0 +1,9 @@
+"""One router module per resource; :data:`ROUTERS` is what the app mounts, in this order.
+
+A later issue adds its module (``annotations``, ``queue``, ``exports``, ``training``) and one
+line here; every route in it declares its permission with ``require(...)``.
+"""
+
+from . import auth, models, predictions, system, users, wafers
+
+ROUTERS = [system.router, auth.router, users.router, wafers.router, predictions.router, models.router]

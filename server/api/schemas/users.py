@@ -1,0 +1,26 @@
+"""Admin user management bodies."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from ...core.permissions import Role
+from .auth import UserOut
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    role: Role = Role.VIEWER
+    email: str | None = Field(None, max_length=255)
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    is_active: bool | None = None
+    password: str | None = Field(None, min_length=1, max_length=1024)
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+    total: int

@@ -1,0 +1,23 @@
+"""Every table, imported here so ``Base.metadata`` is complete (Alembic compares against it).
+
+One module per resource; a later issue adds its own module (annotations, queue, training)
+and one line below, then an Alembic revision (``docs/server.md`` says how).
+"""
+
+from ..base import Base
+from .predictions import InferenceLog, Prediction
+from .registry import RegisteredModel
+from .users import AuthSession, LoginThrottle, RefreshToken, User
+from .wafers import Wafer
+
+__all__ = [
+    "AuthSession",
+    "Base",
+    "InferenceLog",
+    "LoginThrottle",
+    "Prediction",
+    "RefreshToken",
+    "RegisteredModel",
+    "User",
+    "Wafer",
+]

@@ -1,0 +1,130 @@
+"""The model registry: register ONNX models (with their cards), and say which one is active.
+
+A registered model is copied under ``<data dir>/models/<sha256[:16]>/`` so the registry never
+points at a file that an upgrade or a user might replace; its card is checked (encoding
+version, classes, sha256 of the file) before it is accepted. At start-up the server registers
+``WAFERDESK_MODEL_PATH`` (when set) and the shipped default model (when present) and activates
+the first of them if no model is active yet. Promotion (the training issue's route) calls
+:func:`activate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from waferdesk.core.errors import ModelError
+from waferdesk.core.modelcard import card_path_for, default_model_path, load_model_card, sha256_file
+
+from ..core.config import Settings
+from ..core.errors import NotFoundError
+from ..db.base import utcnow
+from ..db.models import RegisteredModel
+
+log = logging.getLogger(__name__)
+
+
+def active_model(session: Session) -> RegisteredModel | None:
+    return session.scalar(select(RegisteredModel).where(RegisteredModel.is_active.is_(True)))
+
+
+def get_model(session: Session, model_id: int) -> RegisteredModel:
+    row = session.get(RegisteredModel, model_id)
+    if row is None:
+        raise NotFoundError(f"model {model_id} not found", code="model_not_found")
+    return row
+
+
+def _copy_artifact(src: Path, sha: str, models_dir: Path) -> Path:
+    dest_dir = models_dir / sha[:16]
+    dest = dest_dir / src.name
+    if dest.is_file() and sha256_file(dest) == sha:
+        return dest
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for s, d in ((src, dest), (card_path_for(src), card_path_for(dest))):
+        tmp = d.with_name(d.name + ".part")
+        shutil.copyfile(s, tmp)
+        os.replace(tmp, d)
+    return dest
+
+
+def register_model(
+    session: Session,
+    settings: Settings,
+    model_path: str | Path,
+    source: str,
+    user_id: int | None = None,
+    activate_if_none: bool = True,
+) -> RegisteredModel:
+    """Register the model at ``model_path`` (idempotent by sha256); raises ModelError if unusable."""
+    src = Path(model_path)
+    card = load_model_card(src, verify=True)
+    existing = session.scalar(select(RegisteredModel).where(RegisteredModel.sha256 == card.sha256))
+    if existing is None:
+        dest = _copy_artifact(src, card.sha256, settings.models_dir)
+        existing = RegisteredModel(
+            name=str(card.raw.get("name") or src.stem)[:128],
+            version=card.version[:64],
+            sha256=card.sha256,
+            card=card.to_json(),
+            artifact_path=str(dest),
+            source=source,
+            created_by=user_id,
+        )
+        try:
+            with session.begin_nested():
+                session.add(existing)
+                session.flush()
+        except IntegrityError:  # registered by another worker meanwhile
+            existing = session.scalar(select(RegisteredModel).where(RegisteredModel.sha256 == card.sha256))
+            assert existing is not None
+        else:
+            log.info("registered model %s (%s, sha256 %s...)", existing.version, source, card.sha256[:12])
+    if activate_if_none and active_model(session) is None:
+        activate(session, existing.id)
+    return existing
+
+
+def activate(session: Session, model_id: int) -> RegisteredModel:
+    """Make ``model_id`` the served model (and no other)."""
+    row = get_model(session, model_id)
+    session.execute(
+        update(RegisteredModel)
+        .where(RegisteredModel.is_active.is_(True), RegisteredModel.id != model_id)
+        .values(is_active=False)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    row.is_active = True
+    row.activated_at = utcnow()
+    session.flush()
+    return row
+
+
+def register_startup_models(session: Session, settings: Settings) -> list[RegisteredModel]:
+    """WAFERDESK_MODEL_PATH first (it wins activation), then the shipped default model."""
+    out: list[RegisteredModel] = []
+    candidates: list[tuple[Path, str]] = []
+    if settings.model_path is not None:
+        candidates.append((Path(settings.model_path), "path"))
+    if settings.register_default_model:
+        default = default_model_path()
+        if default.is_file():
+            candidates.append((default, "default"))
+        else:
+            log.info("no shipped default model at %s; /predict answers 503 until a model is registered", default)
+    for path, source in candidates:
+        try:
+            out.append(register_model(session, settings, path, source))
+        except ModelError as exc:
+            if source != "default":
+                raise  # a model the operator named must work, or the server must not start
+            log.error("shipped default model not registered: %s", exc)
+    session.commit()
+    return out
