@@ -15,14 +15,15 @@ has none, and the permission test walks every route with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
 
 from ..context import ServerContext
 from ..core.errors import NotAuthenticatedError, PermissionDeniedError
@@ -99,18 +100,25 @@ def _checks(dep: Dependant) -> list[PermissionCheck]:
     return found
 
 
-def route_permission(route: APIRoute) -> Permission | None:
+def api_routes(routes: Sequence[BaseRoute]) -> Iterator[RouteContext]:
+    """Every API route of an app with its effective path and dependencies (included routers expanded)."""
+    for rc in iter_route_contexts(list(routes)):
+        if isinstance(rc.original_route, APIRoute):
+            yield rc
+
+
+def route_permission(route: RouteContext | APIRoute) -> Permission | None:
     """The permission a route declares, ``None`` when it declares none (or more than one)."""
     checks = _checks(route.dependant)
     return checks[0].permission if len(checks) == 1 else None
 
 
-def check_routes_declare_permissions(routes: list[object]) -> None:
+def check_routes_declare_permissions(routes: Sequence[BaseRoute]) -> None:
     """Raise naming every API route that does not declare exactly one permission."""
     bad = [
-        f"{sorted(r.methods)} {r.path} ({len(_checks(r.dependant))} permission declarations)"
-        for r in routes
-        if isinstance(r, APIRoute) and len(_checks(r.dependant)) != 1
+        f"{sorted(r.methods or ())} {r.path} ({len(_checks(r.dependant))} permission declarations)"
+        for r in api_routes(routes)
+        if len(_checks(r.dependant)) != 1
     ]
     if bad:
         raise RuntimeError(

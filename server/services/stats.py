@@ -42,9 +42,7 @@ def _latency(session: Session) -> dict[str, Any]:
 
 def prediction_stats(session: Session) -> dict[str, Any]:
     tax = default_taxonomy()
-    by_source = dict(
-        session.execute(select(InferenceLog.source, func.count()).group_by(InferenceLog.source)).tuples().all()
-    )
+    by_source = dict(session.execute(select(InferenceLog.source, func.count()).group_by(InferenceLog.source)).all())
     served = int(sum(by_source.values()))
     requests = int(session.scalar(select(func.count(func.distinct(InferenceLog.request_id)))) or 0)
     by_endpoint = dict(
@@ -52,9 +50,7 @@ def prediction_stats(session: Session) -> dict[str, Any]:
             select(InferenceLog.endpoint, func.count(func.distinct(InferenceLog.request_id))).group_by(
                 InferenceLog.endpoint
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     hits = int(by_source.get("cache", 0))
 
@@ -63,9 +59,7 @@ def prediction_stats(session: Session) -> dict[str, Any]:
     if model is not None:
         scope = scope.where(Prediction.model_sha256 == model.sha256)
     scope_sub = scope.subquery()
-    verdicts = dict(
-        session.execute(select(scope_sub.c.verdict, func.count()).group_by(scope_sub.c.verdict)).tuples().all()
-    )
+    verdicts = dict(session.execute(select(scope_sub.c.verdict, func.count()).group_by(scope_sub.c.verdict)).all())
     totals = dict.fromkeys(tax.names, 0)
     for counts in session.scalars(select(scope_sub.c.counts)).yield_per(2000):
         for name, n in (counts or {}).items():

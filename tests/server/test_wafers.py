@@ -1,0 +1,122 @@
+"""Wafer upload (good, bad, duplicate, too large), list with filters and pages, get, delete."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from server_helpers import upload
+
+from waferdesk.core.formats import read_any
+
+
+def _files(*paths):
+    return [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+
+
+def test_upload_stores_every_wafer_and_gets_them_back_exactly(client, as_role, wafer_file) -> None:
+    a, b = wafer_file(3, seed=1, lot="LOT-A"), wafer_file(2, seed=2, lot="LOT-B")
+    body = upload(client, as_role("engineer"), a, b)
+    assert body["created"] == 5 and body["existing"] == 0
+    assert [w["file"] for w in body["wafers"]] == [a.name] * 3 + [b.name] * 2
+    originals = [r.wafer for r in read_any(a) + read_any(b)]
+    for item, wafer in zip(body["wafers"], originals, strict=True):
+        assert item["content_hash"] == wafer.content_hash()
+        assert item["source_format"] == "wdm" and item["created"] is True
+        got = client.get(f"/wafers/{item['id']}", headers=as_role("viewer")).json()
+        assert np.array_equal(np.array(got["dies"], dtype=np.uint8), wafer.dies)
+        assert (got["lot"], got["wafer_id"], got["rows"], got["cols"]) == (wafer.lot, wafer.wafer_id, *wafer.shape)
+        assert got["n_fail"] == wafer.n_fail and got["n_dies"] == wafer.n_dies
+    # the stored row rebuilds the identical WaferMap (same content hash): the cache key is sound
+    from server.db.models import Wafer
+    from server.services.wafers import to_wafer_map
+
+    with client.app.state.ctx.sessions() as s:
+        for item, wafer in zip(body["wafers"], originals, strict=True):
+            assert to_wafer_map(s.get(Wafer, item["id"])).content_hash() == wafer.content_hash()
+
+
+def test_uploading_the_same_wafers_again_stores_nothing_new(client, as_role, wafer_file) -> None:
+    path = wafer_file(4, seed=3)
+    first = upload(client, as_role("engineer"), path)
+    again = upload(client, as_role("admin"), path)
+    assert again["created"] == 0 and again["existing"] == 4
+    assert [w["id"] for w in again["wafers"]] == [w["id"] for w in first["wafers"]]
+    assert client.get("/wafers", headers=as_role("viewer")).json()["total"] == 4
+
+
+def test_a_bad_file_is_named_and_nothing_is_stored(client, as_role, wafer_file, tmp_path) -> None:
+    good = wafer_file(2, seed=4)
+    broken = tmp_path / "broken.wdm"
+    broken.write_bytes(b"PK\x03\x04 this is not a zip archive at all")
+    unknown = tmp_path / "notes.txt"
+    unknown.write_text("lot,wafer\n")
+    empty = tmp_path / "empty.wdm"
+    empty.write_bytes(b"")
+    r = client.post("/wafers", headers=as_role("engineer"), files=_files(good, broken, unknown, empty))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "bad_file" and err["message"].startswith("broken.wdm: ")
+    assert "nothing was stored" in err["message"]
+    named = {d["file"]: d["reason"] for d in err["details"]}
+    assert set(named) == {"broken.wdm", "notes.txt", "empty.wdm"}
+    assert "zip" in named["broken.wdm"]
+    assert "unsupported" in named["notes.txt"] and ".txt" in named["notes.txt"]
+    assert named["empty.wdm"] == "the file is empty"
+    assert "/tmp" not in r.text  # the server's temp paths never leak
+    assert client.get("/wafers", headers=as_role("viewer")).json()["total"] == 0
+
+
+def test_size_limits_answer_413_naming_the_file(app_factory, wafer_file, tmp_path) -> None:
+    from server_helpers import bearer, create_user, login
+
+    client = app_factory(max_file_bytes=2048, max_request_bytes=200_000)
+    create_user(client, "eng", "engineer")
+    h = bearer(login(client, "eng"))
+    big = wafer_file(6, seed=5, name="big.wdm")
+    assert 2048 < big.stat().st_size < 200_000
+    r = client.post("/wafers", headers=h, files=_files(big))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large"
+    assert r.json()["error"]["message"].startswith("big.wdm: ")
+    huge = tmp_path / "huge.wdm"  # refused on its Content-Length, before its content is read
+    huge.write_bytes(os.urandom(250_000))
+    r = client.post("/wafers", headers=h, files=_files(huge))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert r.headers["x-request-id"] == r.json()["error"]["request_id"]
+
+
+def test_list_filters_and_pages(client, as_role, wafer_file) -> None:
+    upload(client, as_role("engineer"), wafer_file(3, seed=7, lot="L1"), wafer_file(4, seed=8, lot="L2"))
+    h = as_role("viewer")
+    page = client.get("/wafers", params={"lot": "L2"}, headers=h).json()
+    assert page["total"] == 4 and {w["lot"] for w in page["items"]} == {"L2"}
+    p1 = client.get("/wafers", params={"limit": 3, "offset": 0}, headers=h).json()
+    p2 = client.get("/wafers", params={"limit": 3, "offset": 3}, headers=h).json()
+    p3 = client.get("/wafers", params={"limit": 3, "offset": 6}, headers=h).json()
+    ids = [w["id"] for w in p1["items"] + p2["items"] + p3["items"]]
+    assert p1["total"] == 7 and len(ids) == 7 and len(set(ids)) == 7 and ids == sorted(ids, reverse=True)
+    today = p1["items"][0]["created_at"][:10]
+    assert client.get("/wafers", params={"created_from": today, "created_to": today}, headers=h).json()["total"] == 7
+    assert client.get("/wafers", params={"created_from": "2999-01-01"}, headers=h).json()["total"] == 0
+    assert client.get("/wafers", params={"created_to": "2000-01-01T00:00:00Z"}, headers=h).json()["total"] == 0
+    assert client.get("/wafers", params={"verdict": "unpredicted"}, headers=h).json()["total"] == 7
+    r = client.get("/wafers", params={"created_from": "yesterday"}, headers=h)
+    assert r.status_code == 422 and "created_from" in r.json()["error"]["message"]
+    r = client.get("/wafers", params={"limit": 0}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "query field limit"
+
+
+def test_delete_is_for_admins(client, as_role, wafer_file) -> None:
+    wid = upload(client, as_role("engineer"), wafer_file(1, seed=9))["wafers"][0]["id"]
+    r = client.delete(f"/wafers/{wid}", headers=as_role("engineer"))
+    assert r.status_code == 403
+    assert client.delete(f"/wafers/{wid}", headers=as_role("admin")).status_code == 204
+    r = client.get(f"/wafers/{wid}", headers=as_role("viewer"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "wafer_not_found"
+    assert client.delete(f"/wafers/{wid}", headers=as_role("admin")).status_code == 404
+
+
+def test_get_without_grid(client, as_role, wafer_file) -> None:
+    wid = upload(client, as_role("engineer"), wafer_file(1, seed=10))["wafers"][0]["id"]
+    got = client.get(f"/wafers/{wid}", params={"grid": False}, headers=as_role("annotator")).json()
+    assert got["dies"] is None and got["rows"] > 0
