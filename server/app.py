@@ -21,6 +21,7 @@ from .api.middleware import RequestContextMiddleware
 from .api.routes import ROUTERS
 from .context import ServerContext
 from .core.config import Settings, load_settings
+from .core.logging import install_request_id_factory
 
 log = logging.getLogger(__name__)
 API_VERSION = "1"
@@ -28,6 +29,7 @@ API_VERSION = "1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    install_request_id_factory()
     ctx = ServerContext.build(settings)
 
     @asynccontextmanager

@@ -28,10 +28,6 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REQUEST_ID_HEADER = "x-request-id"
 
 
-class BodyTooLarge(Exception):  # noqa: N818 - control flow, never leaves this module
-    pass
-
-
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, max_body: int, metrics: Metrics) -> None:
         self.app = app
@@ -47,18 +43,21 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status_holder = {"status": 500, "sent": False}
+        state = {"status": 500, "started": False, "replied": False}
 
         async def send_wrapper(message: Message) -> None:
+            if state["replied"]:
+                return  # we answered already (413 mid-body); the app's late answer is dropped
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                status_holder["sent"] = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                state["status"] = message["status"]
+                state["started"] = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        async def reply(status: int, code: str, message: str, extra: dict[str, Any] | None = None) -> None:
-            body = json.dumps(error_body(code, message, extra)).encode()
+        async def reply(status: int, code: str, text: str, extra: dict[str, Any] | None = None) -> None:
+            if state["started"] or state["replied"]:
+                return
+            body = json.dumps(error_body(code, text, extra)).encode()
             await send_wrapper(
                 {
                     "type": "http.response.start",
@@ -67,47 +66,44 @@ class RequestContextMiddleware:
                 }
             )
             await send_wrapper({"type": "http.response.body", "body": body})
+            state["replied"] = True
+
+        async def too_large() -> None:
+            limit = self.max_body
+            await reply(413, "request_too_large", f"request body over the {limit}-byte limit", {"limit_bytes": limit})
 
         received = 0
 
         async def receive_wrapper() -> Message:
             nonlocal received
+            if state["replied"]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge
+                    await too_large()
+                    return {"type": "http.disconnect"}  # the app stops reading; its answer is dropped
             return message
 
         try:
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-                await reply(
-                    413,
-                    "request_too_large",
-                    f"request body of {declared} bytes is over the {self.max_body}-byte limit",
-                    {"limit_bytes": self.max_body},
-                )
+                await too_large()
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
-        except BodyTooLarge:
-            if not status_holder["sent"]:
-                await reply(
-                    413,
-                    "request_too_large",
-                    f"request body over the {self.max_body}-byte limit",
-                    {"limit_bytes": self.max_body},
-                )
         except Exception:
+            if state["replied"]:  # the app failed reading a body we had cut off: expected
+                log.debug("request cut off at the body limit", exc_info=True)
+                return
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
-            if not status_holder["sent"]:
-                await reply(500, "internal_error", "internal server error; quote the request id when reporting it")
+            await reply(500, "internal_error", "internal server error; quote the request id when reporting it")
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            status = status_holder["status"]
+            status = state["status"]
             self.metrics.http_requests.labels(method=method, route=route_path, status=str(status)).inc()
             self.metrics.http_latency.labels(method=method, route=route_path).observe(elapsed)
             log.info("%s %s -> %s in %.1f ms", method, scope.get("path"), status, elapsed * 1000.0)

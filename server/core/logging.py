@@ -1,8 +1,9 @@
 """Logging with the request id on every line.
 
-The request middleware puts the id in a context variable; :class:`RequestIdFilter` copies it
-onto each log record (``-`` outside a request), so ``%(request_id)s`` works in any format and
-one id ties a client's error report to the server's log lines.
+The request middleware puts the id in a context variable; a log-record factory (installed by
+the app factory) copies it onto EVERY record, whichever logger or handler (``-`` outside a
+request), so ``%(request_id)s`` works in any format and one id ties a client's error report
+to the server's log lines.
 """
 
 from __future__ import annotations
@@ -18,9 +19,27 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s
 
 
 class RequestIdFilter(logging.Filter):
+    """For handlers of records made before the factory was installed."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
+
+
+def install_request_id_factory() -> None:
+    """Make every log record carry ``request_id`` (idempotent)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_waferdesk_request_id", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    factory._waferdesk_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
@@ -48,4 +67,5 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
 
 
 def configure_logging(level: str = "INFO") -> None:
+    install_request_id_factory()
     logging.config.dictConfig(logging_config(level))

@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from waferdesk.core.errors import ModelError
+from waferdesk.core.inference import Segmenter
+from waferdesk.core.inference.prediction import rle
 
 from ..core.config import Settings
 from ..core.errors import ServiceUnavailableError
@@ -178,17 +180,15 @@ class PredictionService:
         self.settings = settings
         self.cache = cache
         self.metrics = metrics
-        self._segmenter: Any = None
+        self._segmenter: Segmenter | None = None
         self._segmenter_sha: str | None = None
         self._load_lock = threading.Lock()
 
     # -- the engine ----------------------------------------------------------------------------
-    def segmenter(self, model: RegisteredModel) -> Any:
+    def segmenter(self, model: RegisteredModel) -> Segmenter:
         """The engine for ``model``, loaded once and replaced when another model becomes active."""
         with self._load_lock:
             if self._segmenter is None or self._segmenter_sha != model.sha256:
-                from waferdesk.core.inference import Segmenter
-
                 try:
                     seg = Segmenter(model.artifact_path, providers=self.settings.onnx_providers, cache=False)
                 except ModelError as exc:
@@ -325,14 +325,9 @@ class PredictionService:
 
 
 def mask_payload(mask: np.ndarray, fmt: str) -> Any:
-    """The mask as the client asked: ``lists`` (rows of ints), ``rle`` or ``none``."""
+    """The mask as the client asked: ``lists`` (rows of ints), ``rle`` (the core's run-length form) or ``none``."""
     if fmt == "none":
         return None
     if fmt == "rle":
-        flat = mask.ravel()
-        if flat.size == 0:
-            return {"rle": [], "order": "C"}
-        starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-        runs = np.diff(np.r_[starts, flat.size])
-        return {"rle": [[int(v), int(n)] for v, n in zip(flat[starts], runs, strict=True)], "order": "C"}
+        return {"rle": rle(mask), "order": "C"}
     return mask.tolist()

@@ -1,0 +1,71 @@
+"""One error shape for every 4xx/5xx, no stack traces, a request id in every response and log line."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends
+
+from server.api.deps import require
+from server.core.permissions import Permission
+
+
+def _shape(r) -> dict:
+    body = r.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) == {"code", "message", "details", "request_id"}, err
+    assert err["request_id"] == r.headers["x-request-id"]
+    assert isinstance(err["code"], str) and err["message"]
+    return err
+
+
+def test_every_kind_of_error_has_the_same_shape(client, as_role) -> None:
+    assert _shape(client.get("/no/such/path"))["code"] == "not_found"
+    assert _shape(client.put("/health"))["code"] == "method_not_allowed"
+    assert _shape(client.get("/wafers"))["code"] == "not_authenticated"
+    assert _shape(client.get("/users", headers=as_role("viewer")))["code"] == "permission_denied"
+    assert _shape(client.get("/wafers/1", headers=as_role("viewer")))["code"] == "wafer_not_found"
+    err = _shape(client.get("/wafers", params={"limit": "many"}, headers=as_role("viewer")))
+    assert err["code"] == "invalid_input" and err["details"][0]["field"] == "query field limit"
+    err = _shape(client.post("/auth/refresh", content=b"{not json", headers={"content-type": "application/json"}))
+    assert err["code"] == "invalid_input"
+
+
+def test_an_unexpected_error_is_a_500_without_a_trace_and_logged_with_the_request_id(client, caplog) -> None:
+    router = APIRouter()
+
+    @router.get("/boom", dependencies=[Depends(require(Permission.PUBLIC))])
+    def boom() -> dict:
+        raise RuntimeError("secret internal detail")
+
+    client.app.include_router(router)
+    with caplog.at_level(logging.INFO):
+        r = client.get("/boom", headers={"X-Request-ID": "trace-me-42"})
+    assert r.status_code == 500
+    err = _shape(r)
+    assert err["code"] == "internal_error" and err["request_id"] == "trace-me-42"
+    assert "secret internal detail" not in r.text and "Traceback" not in r.text
+    logged = [rec for rec in caplog.records if getattr(rec, "request_id", None) == "trace-me-42"]
+    assert any(rec.exc_info and "secret internal detail" in str(rec.exc_info[1]) for rec in logged)
+    assert any("/boom -> 500" in rec.getMessage() for rec in logged)
+
+
+def test_request_ids_are_echoed_or_made(client) -> None:
+    r = client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    made = {client.get("/health").headers["x-request-id"] for _ in range(3)}
+    assert len(made) == 3 and all(len(m) == 32 for m in made)
+    r = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert r.headers["x-request-id"] != "bad id with spaces"
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off(app_factory) -> None:
+    client = app_factory(max_request_bytes=10_000)
+
+    def chunks():
+        for _ in range(20):
+            yield b"x" * 1000
+
+    r = client.post("/auth/refresh", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and _shape(r)["code"] == "request_too_large"
