@@ -291,12 +291,13 @@ def verdict_condition(column: object, verdict: str) -> object:
 def list_wafers(
     session: Session, flt: WaferFilter, limit: int, offset: int
 ) -> tuple[list[tuple[Wafer, Prediction | None]], int]:
-    latest = latest_predictions().subquery()
-    q = (
-        select(Wafer, Prediction)
-        .outerjoin(latest, latest.c.wafer_id == Wafer.id)
-        .outerjoin(Prediction, Prediction.id == latest.c.prediction_id)
-    )
+    """A page of wafers (newest first) with each one's latest prediction, and the total.
+
+    Without a verdict filter the page is chosen from ``wafers`` alone and the latest
+    predictions are looked up for that page only; a verdict filter joins the latest
+    prediction of every wafer (the verdict lives there).
+    """
+    q = select(Wafer)
     if flt.lot is not None:
         q = q.where(Wafer.lot == flt.lot)
     if flt.product is not None:
@@ -306,13 +307,27 @@ def list_wafers(
     if flt.created_to is not None:
         q = q.where(Wafer.created_at < flt.created_to)
     if flt.verdict is not None:
+        latest = latest_predictions().subquery()
+        q = q.outerjoin(latest, latest.c.wafer_id == Wafer.id).outerjoin(
+            Prediction, Prediction.id == latest.c.prediction_id
+        )
         if flt.verdict.strip().lower() in ("unpredicted", "pending"):
             q = q.where(Prediction.id.is_(None))
         else:
             q = q.where(verdict_condition(Prediction.verdict, flt.verdict))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    rows = session.execute(q.order_by(Wafer.id.desc()).limit(limit).offset(offset)).all()
-    return [(w, p) for w, p in rows], int(total)
+    wafers = list(session.scalars(q.order_by(Wafer.id.desc()).limit(limit).offset(offset)))
+    by_wafer = latest_predictions_of(session, [w.id for w in wafers])
+    return [(w, by_wafer.get(w.id)) for w in wafers], int(total)
+
+
+def latest_predictions_of(session: Session, wafer_ids: Sequence[int]) -> dict[int, Prediction]:
+    """wafer id -> its most recent prediction, for these wafers only."""
+    if not wafer_ids:
+        return {}
+    ids = latest_predictions().where(Prediction.wafer_id.in_(list(wafer_ids))).subquery()
+    rows = session.scalars(select(Prediction).join(ids, ids.c.prediction_id == Prediction.id))
+    return {p.wafer_id: p for p in rows}
 
 
 def get_wafer(session: Session, wafer_id: int) -> Wafer:

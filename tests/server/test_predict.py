@@ -223,3 +223,36 @@ def test_deleting_a_wafer_deletes_its_predictions(served, wafer_file, app_factor
     assert client.delete(f"/wafers/{wid}", headers=admin).status_code == 204
     assert client.get(f"/predictions/{pid}", headers=h).status_code == 404
     assert client.get("/stats", headers=h).json()["wafers_served"]["total"] == 1  # the log row stays
+
+
+def test_the_shipped_default_model_is_registered_on_first_start(app_factory, tiny_model, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from server.services import registry
+    from waferdesk.core.modelcard import DEFAULT_MODEL_NAME, card_path_for
+
+    shipped = tmp_path / "resources" / "models" / f"{DEFAULT_MODEL_NAME}.onnx"
+    shipped.parent.mkdir(parents=True)
+    shutil.copyfile(tiny_model, shipped)
+    shutil.copyfile(card_path_for(tiny_model), card_path_for(shipped))
+    monkeypatch.setattr(registry, "default_model_path", lambda: shipped)
+    client = app_factory(register_default_model=True)
+    create_user(client, "eng", "engineer")
+    h = bearer(login(client, "eng"))
+    models = client.get("/models", headers=h).json()
+    assert [(m["source"], m["is_active"], m["version"]) for m in models] == [("default", True, "tiny-1")]
+    # registered as a copy under the data folder: the registry never points into the package
+    from server.db.models import RegisteredModel
+
+    with client.app.state.ctx.sessions() as s:
+        path = s.get(RegisteredModel, models[0]["id"]).artifact_path
+    assert path.startswith(str(client.app.state.ctx.settings.data_dir))
+    app_factory(register_default_model=True)  # a second start registers nothing new
+    assert len(client.get("/models", headers=h).json()) == 1
+
+
+def test_a_named_model_that_cannot_load_stops_the_start(app_factory, tmp_path) -> None:
+    from waferdesk.core.errors import ModelError
+
+    with pytest.raises(ModelError, match="model file not found"):
+        app_factory(model_path=tmp_path / "missing.onnx")
