@@ -233,30 +233,50 @@ def store_records(
         chunk = unique[i : i + _LOOKUP_CHUNK]
         for row in session.scalars(select(Wafer).where(Wafer.content_hash.in_(chunk))):
             existing[row.content_hash] = row
-    out: list[tuple[Wafer, bool]] = []
-    created: dict[str, Wafer] = {}
+    todo: dict[str, tuple[WaferRecord, str, str]] = {}
     for (rec, fmt, name), h in zip(items, hashes, strict=True):
-        if h in existing:
-            out.append((existing[h], False))
-            continue
-        if h in created:  # the same wafer twice in this upload
-            out.append((created[h], False))
-            continue
+        if h not in existing and h not in todo:
+            todo[h] = (rec, fmt, name)
+    created = _insert(session, todo, existing, user_id)
+    out: list[tuple[Wafer, bool]] = []
+    seen: set[str] = set()
+    for h in hashes:
+        if h in created and h not in seen:
+            out.append((created[h], True))
+        else:  # stored before, by a concurrent upload, or earlier in this one
+            out.append((created.get(h) or existing[h], False))
+        seen.add(h)
+    return out
+
+
+def _insert(
+    session: Session, todo: dict[str, tuple[WaferRecord, str, str]], existing: dict[str, Wafer], user_id: int | None
+) -> dict[str, Wafer]:
+    """Insert new wafers in one go; if a concurrent upload stored some meanwhile, one by one."""
+    if not todo:
+        return {}
+    rows = {h: wafer_row(rec, fmt, name, user_id) for h, (rec, fmt, name) in todo.items()}
+    try:
+        with session.begin_nested():
+            session.add_all(rows.values())
+            session.flush()
+        return rows
+    except IntegrityError:
+        pass
+    created: dict[str, Wafer] = {}
+    for h, (rec, fmt, name) in todo.items():
         row = wafer_row(rec, fmt, name, user_id)
         try:
             with session.begin_nested():
                 session.add(row)
                 session.flush()
-        except IntegrityError:  # stored by a concurrent upload meanwhile
+            created[h] = row
+        except IntegrityError:
             other = session.scalar(select(Wafer).where(Wafer.content_hash == h))
             if other is None:
                 raise
             existing[h] = other
-            out.append((other, False))
-            continue
-        created[h] = row
-        out.append((row, True))
-    return out
+    return created
 
 
 def ingest(session: Session, files: Sequence[UploadedFile], settings: Settings, user_id: int | None) -> IngestResult:

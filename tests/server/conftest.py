@@ -44,8 +44,10 @@ _LOUD: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _LOUD:
-        terminalreporter.write_sep("!", line, red=True, bold=True)
+    for line in dict.fromkeys(_LOUD):  # once each, in order
+        title, _, why = line.partition(": ")
+        terminalreporter.write_sep("!", title, red=True, bold=True)
+        terminalreporter.write_line(why, red=True)
 
 
 # -- Postgres ---------------------------------------------------------------------------------

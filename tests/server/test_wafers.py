@@ -6,7 +6,9 @@ import os
 
 import numpy as np
 from server_helpers import upload
+from sqlalchemy import func, select
 
+from server.db.models import Wafer
 from waferdesk.core.formats import read_any
 
 
@@ -28,7 +30,6 @@ def test_upload_stores_every_wafer_and_gets_them_back_exactly(client, as_role, w
         assert (got["lot"], got["wafer_id"], got["rows"], got["cols"]) == (wafer.lot, wafer.wafer_id, *wafer.shape)
         assert got["n_fail"] == wafer.n_fail and got["n_dies"] == wafer.n_dies
     # the stored row rebuilds the identical WaferMap (same content hash): the cache key is sound
-    from server.db.models import Wafer
     from server.services.wafers import to_wafer_map
 
     with client.app.state.ctx.sessions() as s:
@@ -120,3 +121,25 @@ def test_get_without_grid(client, as_role, wafer_file) -> None:
     wid = upload(client, as_role("engineer"), wafer_file(1, seed=10))["wafers"][0]["id"]
     got = client.get(f"/wafers/{wid}", params={"grid": False}, headers=as_role("annotator")).json()
     assert got["dies"] is None and got["rows"] > 0
+
+
+def test_a_wafer_stored_concurrently_is_reused_not_duplicated(client, wafer_file) -> None:
+    """Upload A looked the hashes up, upload B stored one of them meanwhile: A reuses B's row."""
+    from server.services.wafers import _insert, store_records
+
+    recs = read_any(wafer_file(2, seed=11))
+    items = [(r, "wdm", "x.wdm") for r in recs]
+    ctx = client.app.state.ctx
+    with ctx.sessions() as b:  # the other upload wins the race for wafer 0
+        ((row_b, created_b),) = store_records(b, items[:1], None)
+        b.commit()
+    assert created_b
+    with ctx.sessions() as a:
+        existing: dict = {}
+        todo = {r.wafer.content_hash(): item for r, item in zip(recs, items, strict=True)}
+        created = _insert(a, todo, existing, None)  # as if its lookup had found nothing
+        a.commit()
+        h0, h1 = (r.wafer.content_hash() for r in recs)
+        assert set(created) == {h1} and existing[h0].id == row_b.id
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Wafer)) == 2
