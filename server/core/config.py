@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     max_files_per_upload: int = Field(100, ge=1)
     max_wafers_per_upload: int = Field(20_000, ge=1)
     max_batch: int = Field(100, ge=1, le=10_000)
+    # WM-811K .pkl uploads go through the core's restricted unpickler; turn them off to accept
+    # no pickle at all from clients
+    accept_pickle: bool = True
     cache_size: int = Field(2048, ge=0)
     cache_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
     cache_prefix: str = "waferdesk:pred:"

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from waferdesk.core.errors import FormatError, WaferDeskError
 from waferdesk.core.formats import read_any
+from waferdesk.core.formats.wm811k_pickle import SUFFIXES as PICKLE_SUFFIXES
+from waferdesk.core.formats.wm811k_pickle import is_pickle
 from waferdesk.core.records import WaferRecord
 from waferdesk.core.wafer import WaferMap
 
@@ -66,11 +68,11 @@ class ParsedFile:
 
 @dataclass
 class IngestResult:
-    wafers: list[tuple[Wafer, bool]] = field(default_factory=list)  # (row, newly created)
+    wafers: list[tuple[Wafer, bool, str]] = field(default_factory=list)  # (row, newly created, file)
 
     @property
     def created(self) -> int:
-        return sum(1 for _, new in self.wafers if new)
+        return sum(1 for _, new, _ in self.wafers if new)
 
 
 def safe_name(filename: str | None) -> str:
@@ -89,7 +91,9 @@ def format_name(filename: str) -> str:
     return _suffix(filename).lstrip(".") or "unknown"
 
 
-def read_upload(upload: UploadedFile, settings: Settings, workdir: Path) -> ParsedFile:
+def read_upload(
+    upload: UploadedFile, settings: Settings, workdir: Path, pass_bins: Sequence[int] | None = None
+) -> ParsedFile:
     """Copy one upload to a temporary file (bounded) and read it with the core's readers."""
     name = safe_name(upload.filename)
     limit = settings.max_file_bytes
@@ -106,9 +110,16 @@ def read_upload(upload: UploadedFile, settings: Settings, workdir: Path) -> Pars
             tmp.write(block)
         path = Path(tmp.name)
     if size == 0:
+        path.unlink(missing_ok=True)
         raise _bad_file(name, "the file is empty")
+    if not settings.accept_pickle:
+        with open(path, "rb") as fh:
+            start = fh.read(8)
+        if is_pickle(start) or _suffix(name) in PICKLE_SUFFIXES:
+            path.unlink(missing_ok=True)
+            raise _bad_file(name, "pickle uploads are turned off on this server (WAFERDESK_ACCEPT_PICKLE)")
     try:
-        records = read_any(path)
+        records = read_any(path, pass_bins)
     except FormatError as exc:
         raise _bad_file(name, exc.problem) from None
     except WaferDeskError as exc:
@@ -132,7 +143,21 @@ def _bad_file(name: str, reason: str) -> UnprocessableError:
     return UnprocessableError(f"{name}: {reason}", code="bad_file", details=[{"file": name, "reason": reason}])
 
 
-def parse_uploads(files: Sequence[UploadedFile], settings: Settings) -> list[ParsedFile]:
+def parse_pass_bins(text: str | None) -> list[int] | None:
+    """``"1, 3,7"`` -> ``[1, 3, 7]`` (the passing bin codes of CSV die lists with only a bin column)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise UnprocessableError(
+            f"form field pass_bins: {text!r} is not a comma-separated list of bin codes (e.g. 1,3)"
+        ) from None
+
+
+def parse_uploads(
+    files: Sequence[UploadedFile], settings: Settings, pass_bins: Sequence[int] | None = None
+) -> list[ParsedFile]:
     """Read every file; any bad one fails the whole upload (nothing is stored)."""
     if not files:
         raise UnprocessableError("no files in the upload (send one or more multipart fields named 'files')")
@@ -145,7 +170,7 @@ def parse_uploads(files: Sequence[UploadedFile], settings: Settings) -> list[Par
     with tempfile.TemporaryDirectory(prefix="waferdesk-upload-") as tmp:
         for f in files:
             try:
-                parsed.append(read_upload(f, settings, Path(tmp)))
+                parsed.append(read_upload(f, settings, Path(tmp), pass_bins))
             except UnprocessableError as exc:
                 problems += [FileProblem(**d) for d in exc.details]
     if problems:
@@ -279,12 +304,18 @@ def _insert(
     return created
 
 
-def ingest(session: Session, files: Sequence[UploadedFile], settings: Settings, user_id: int | None) -> IngestResult:
-    parsed = parse_uploads(files, settings)
+def ingest(
+    session: Session,
+    files: Sequence[UploadedFile],
+    settings: Settings,
+    user_id: int | None,
+    pass_bins: Sequence[int] | None = None,
+) -> IngestResult:
+    parsed = parse_uploads(files, settings, pass_bins)
     items = [(rec, p.format, p.filename) for p in parsed for rec in p.records]
-    result = IngestResult(store_records(session, items, user_id))
+    stored = store_records(session, items, user_id)
     session.commit()
-    return result
+    return IngestResult([(row, new, name) for (row, new), (_, _, name) in zip(stored, items, strict=True)])
 
 
 # -- queries -------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def test_a_bad_file_is_named_and_nothing_is_stored(client, as_role, wafer_file, 
     good = wafer_file(2, seed=4)
     broken = tmp_path / "broken.wdm"
     broken.write_bytes(b"PK\x03\x04 this is not a zip archive at all")
-    unknown = tmp_path / "notes.txt"
+    unknown = tmp_path / "notes.docx"
     unknown.write_text("lot,wafer\n")
     empty = tmp_path / "empty.wdm"
     empty.write_bytes(b"")
@@ -60,9 +60,9 @@ def test_a_bad_file_is_named_and_nothing_is_stored(client, as_role, wafer_file, 
     assert err["code"] == "bad_file" and err["message"].startswith("broken.wdm: ")
     assert "nothing was stored" in err["message"]
     named = {d["file"]: d["reason"] for d in err["details"]}
-    assert set(named) == {"broken.wdm", "notes.txt", "empty.wdm"}
+    assert set(named) == {"broken.wdm", "notes.docx", "empty.wdm"}
     assert "zip" in named["broken.wdm"]
-    assert "unsupported" in named["notes.txt"] and ".txt" in named["notes.txt"]
+    assert "unsupported" in named["notes.docx"] and ".docx" in named["notes.docx"]
     assert named["empty.wdm"] == "the file is empty"
     assert "/tmp" not in r.text  # the server's temp paths never leak
     assert client.get("/wafers", headers=as_role("viewer")).json()["total"] == 0
@@ -143,3 +143,54 @@ def test_a_wafer_stored_concurrently_is_reused_not_duplicated(client, wafer_file
         assert set(created) == {h1} and existing[h0].id == row_b.id
     with ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Wafer)) == 2
+
+
+def test_every_format_the_core_reads_is_accepted(client, as_role, tmp_path) -> None:
+    """read_any picks the reader: WM-811K .npz, SEMI G85 .xml, CSV die lists, .wdm, in one upload."""
+    from waferdesk.core.formats import write_any
+    from waferdesk.core.synth import generate
+
+    recs = list(generate(4, seed=31))
+    paths = [
+        write_any(tmp_path / "a.npz", recs[:1])[0],
+        write_any(tmp_path / "b.xml", recs[1:2])[0],
+        write_any(tmp_path / "c.csv", recs[2:3])[0],
+        write_any(tmp_path / "d.wdm", recs[3:])[0],
+    ]
+    body = upload(client, as_role("engineer"), *paths)
+    assert body["created"] == 4
+    assert [w["source_format"] for w in body["wafers"]] == ["npz", "xml", "csv", "wdm"]
+    for item, rec in zip(body["wafers"], recs, strict=True):
+        got = client.get(f"/wafers/{item['id']}", headers=as_role("viewer")).json()
+        assert np.array_equal(np.array(got["dies"], dtype=np.uint8), rec.wafer.dies), item["file"]
+
+
+def test_pickle_uploads_can_be_turned_off(app_factory, tmp_path) -> None:
+    import pickle
+
+    from server_helpers import bearer, create_user, login
+
+    client = app_factory(accept_pickle=False)
+    create_user(client, "eng", "engineer")
+    h = bearer(login(client, "eng"))
+    sneaky = tmp_path / "looks-innocent.csv"
+    sneaky.write_bytes(pickle.dumps({"waferMap": [[1]]}, protocol=4))
+    r = client.post("/wafers", headers=h, files=_files(sneaky))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"] == [
+        {
+            "file": "looks-innocent.csv",
+            "reason": "pickle uploads are turned off on this server (WAFERDESK_ACCEPT_PICKLE)",
+        }
+    ]
+
+
+def test_pass_bins_say_which_csv_bins_pass(client, as_role, tmp_path) -> None:
+    path = tmp_path / "bins.csv"
+    path.write_text("x,y,bin\n0,0,1\n1,0,3\n0,1,7\n1,1,3\n")
+    h = as_role("engineer")
+    files = [("files", (path.name, path.read_bytes(), "text/csv"))]
+    w = client.post("/wafers", headers=h, files=files, data={"pass_bins": "1, 3"}).json()["wafers"][0]
+    assert (w["n_dies"], w["n_fail"]) == (4, 1)  # only bin 7 fails
+    r = client.post("/wafers", headers=h, files=files, data={"pass_bins": "one"})
+    assert r.status_code == 422 and "pass_bins" in r.json()["error"]["message"]

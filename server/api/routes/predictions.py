@@ -22,6 +22,7 @@ from ...services.prediction import Result, Served, mask_payload
 from ..deps import CtxDep, SessionDep, require
 from ..schemas.common import error_responses
 from ..schemas.predictions import BatchOut, PredictionOut, prediction_out
+from ..schemas.wafers import PASS_BINS_HELP
 
 router = APIRouter(tags=["predictions"])
 Runner = Annotated[User, Depends(require(Permission.PREDICTIONS_RUN))]
@@ -46,9 +47,11 @@ def _wafers_by_id(session: SessionDep, ids: list[int]) -> list[Wafer]:
     return [found[i] for i in ids]
 
 
-def _from_files(session: SessionDep, ctx: CtxDep, files: list[UploadFile], user: User) -> list[Wafer]:
+def _from_files(
+    session: SessionDep, ctx: CtxDep, files: list[UploadFile], user: User, pass_bins: str | None
+) -> list[Wafer]:
     uploads = [wafer_svc.UploadedFile(f.filename or "", f.file) for f in files]
-    parsed = wafer_svc.parse_uploads(uploads, ctx.settings)
+    parsed = wafer_svc.parse_uploads(uploads, ctx.settings, wafer_svc.parse_pass_bins(pass_bins))
     items = [(rec, p.format, p.filename) for p in parsed for rec in p.records]
     return [row for row, _ in wafer_svc.store_records(session, items, user.id)]
 
@@ -60,6 +63,7 @@ def predict(
     ctx: CtxDep,
     file: Annotated[UploadFile | None, File(description="a file holding one wafer")] = None,
     wafer_id: Annotated[int | None, Form(description="id of a stored wafer")] = None,
+    pass_bins: Annotated[str | None, Form(description=PASS_BINS_HELP)] = None,
     mask: MaskFormat = "lists",
     embedding: WithEmbedding = False,
 ) -> PredictionOut:
@@ -67,7 +71,7 @@ def predict(
     if (file is None) == (wafer_id is None):
         raise UnprocessableError("send exactly one of: a file (form field 'file') or 'wafer_id'", code="invalid_input")
     if file is not None:
-        wafers = _from_files(session, ctx, [file], user)
+        wafers = _from_files(session, ctx, [file], user, pass_bins)
         if len(wafers) != 1:
             raise UnprocessableError(
                 f"{wafer_svc.safe_name(file.filename)}: holds {len(wafers)} wafers; /predict takes one, "
@@ -87,6 +91,7 @@ def predict_batch(
     ctx: CtxDep,
     files: Annotated[list[UploadFile] | None, File(description="wafer files (each may hold several wafers)")] = None,
     wafer_ids: Annotated[list[int] | None, Form(description="ids of stored wafers (repeat the field)")] = None,
+    pass_bins: Annotated[str | None, Form(description=PASS_BINS_HELP)] = None,
     mask: MaskFormat = "rle",
     embedding: WithEmbedding = False,
 ) -> BatchOut:
@@ -104,7 +109,7 @@ def predict_batch(
         )
     wafers = _wafers_by_id(session, ids)
     if files:
-        wafers += _from_files(session, ctx, files, user)
+        wafers += _from_files(session, ctx, files, user, pass_bins)
     if len(wafers) > limit:
         session.rollback()
         raise PayloadTooLargeError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from sqlalchemy import select
 
 from ...core.errors import UnprocessableError
@@ -15,7 +15,15 @@ from ...services import wafers as svc
 from ..deps import CtxDep, SessionDep, require
 from ..schemas.common import error_responses
 from ..schemas.predictions import PredictionSummary
-from ..schemas.wafers import UploadResult, WaferDetail, WaferPage, uploaded_wafer, wafer_detail, wafer_out
+from ..schemas.wafers import (
+    PASS_BINS_HELP,
+    UploadResult,
+    WaferDetail,
+    WaferPage,
+    uploaded_wafer,
+    wafer_detail,
+    wafer_out,
+)
 
 router = APIRouter(prefix="/wafers", tags=["wafers"])
 
@@ -50,14 +58,12 @@ def upload_wafers(
     user: Annotated[User, Depends(require(Permission.WAFERS_UPLOAD))],
     session: SessionDep,
     ctx: CtxDep,
+    pass_bins: Annotated[str | None, Form(description=PASS_BINS_HELP)] = None,
 ) -> UploadResult:
     """Store every wafer in the files. All-or-nothing: one bad file fails the upload, naming it."""
     uploads = [svc.UploadedFile(f.filename or "", f.file) for f in files]
-    parsed = svc.parse_uploads(uploads, ctx.settings)
-    items = [(rec, p.format, p.filename) for p in parsed for rec in p.records]
-    stored = svc.store_records(session, items, user.id)
-    session.commit()
-    out = [uploaded_wafer(row, created, name) for (row, created), (_, _, name) in zip(stored, items, strict=True)]
+    result = svc.ingest(session, uploads, ctx.settings, user.id, svc.parse_pass_bins(pass_bins))
+    out = [uploaded_wafer(row, created, name) for row, created, name in result.wafers]
     created = sum(1 for w in out if w.created)
     ctx.metrics.wafers_uploaded.labels(stored="new").inc(created)
     ctx.metrics.wafers_uploaded.labels(stored="existing").inc(len(out) - created)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+PASS_BINS_HELP = "CSV die lists with only a bin column: the passing bin codes, comma-separated (default 1)"
+
 
 class PredictionBrief(BaseModel):
     id: int
