@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from waferdesk.core.errors import ModelError
 from waferdesk.core.inference import Segmenter
@@ -240,23 +240,18 @@ class PredictionService:
                 results[w.id] = (hit, "cache")
             self.metrics.cache_lookups.labels(result="hit" if w.id in results else "miss").inc()
         cost = dict.fromkeys((w.id for w in unique), (time.perf_counter() - t0) / len(unique) if unique else 0.0)
-        # 2. stored rows
+        # 2. stored rows: the results of cache misses, the row ids of cache hits
+        t0 = time.perf_counter()
+        rows = self._stored_rows(session, unique, set(results), model.sha256)
         missing = [w for w in unique if w.id not in results]
-        rows: dict[int, Prediction] = {}
-        if missing:
-            t0 = time.perf_counter()
-            q = select(Prediction).where(
-                Prediction.wafer_id.in_([w.id for w in missing]), Prediction.model_sha256 == model.sha256
-            )
-            rows = {p.wafer_id: p for p in session.scalars(q)}
-            for w in missing:
-                if w.id in rows:
-                    r = Result.from_row(rows[w.id], w)
-                    results[w.id] = (r, "db")
-                    self.cache.set(keys[w.id], encode_result(r))
-            share = (time.perf_counter() - t0) / len(missing)
-            for w in missing:
-                cost[w.id] += share
+        for w in missing:
+            if w.id in rows:
+                r = Result.from_row(rows[w.id], w)
+                results[w.id] = (r, "db")
+                self.cache.set(keys[w.id], encode_result(r))
+        share = (time.perf_counter() - t0) / len(unique) if unique else 0.0
+        for w in unique:
+            cost[w.id] += share
         # 3. the model
         to_run = [w for w in unique if w.id not in results]
         if to_run:
@@ -277,11 +272,7 @@ class PredictionService:
                 cost[w.id] += share
         # 4. store + log
         t0 = time.perf_counter()
-        for w in unique:
-            r, _ = results[w.id]
-            if w.id not in rows:
-                rows[w.id] = self._store(session, w, r, model, user_id)
-        session.flush()
+        rows.update(self._store_new(session, [w for w in unique if w.id not in rows], results, model, user_id))
         share = (time.perf_counter() - t0) / len(unique) if unique else 0.0
         request_id = request_id_var.get()
         out: list[Served] = []
@@ -306,22 +297,58 @@ class PredictionService:
         session.commit()
         return out
 
-    def _store(
-        self, session: Session, wafer: Wafer, r: Result, model: RegisteredModel, user_id: int | None
-    ) -> Prediction:
-        row = r.to_row(wafer.id, model.id, user_id)
+    @staticmethod
+    def _stored_rows(
+        session: Session, wafers: list[Wafer], cached: set[int], model_sha256: str
+    ) -> dict[int, Prediction]:
+        """Stored predictions of these wafers by this model (only the row ids for cache hits)."""
+        rows: dict[int, Prediction] = {}
+        hits = [w.id for w in wafers if w.id in cached]
+        misses = [w.id for w in wafers if w.id not in cached]
+        for ids, light in ((hits, True), (misses, False)):
+            if not ids:
+                continue
+            q = select(Prediction).where(Prediction.wafer_id.in_(ids), Prediction.model_sha256 == model_sha256)
+            if light:
+                q = q.options(load_only(Prediction.id, Prediction.wafer_id, Prediction.model_id, Prediction.created_at))
+            rows.update({p.wafer_id: p for p in session.scalars(q)})
+        return rows
+
+    @staticmethod
+    def _store_new(
+        session: Session,
+        wafers: list[Wafer],
+        results: dict[int, tuple[Result, str]],
+        model: RegisteredModel,
+        user_id: int | None,
+    ) -> dict[int, Prediction]:
+        """Insert the predictions not stored yet: in one go, or one by one if a concurrent
+        request stored some of them meanwhile (then its row is used)."""
+        if not wafers:
+            return {}
+        new = {w.id: results[w.id][0].to_row(w.id, model.id, user_id) for w in wafers}
         try:
             with session.begin_nested():
-                session.add(row)
+                session.add_all(new.values())
                 session.flush()
-        except IntegrityError:  # a concurrent request stored the same (wafer, model) meanwhile
-            other = session.scalar(
-                select(Prediction).where(Prediction.wafer_id == wafer.id, Prediction.model_sha256 == model.sha256)
-            )
-            if other is None:
-                raise
-            return other
-        return row
+            return new
+        except IntegrityError:
+            pass
+        out: dict[int, Prediction] = {}
+        for w in wafers:
+            row = results[w.id][0].to_row(w.id, model.id, user_id)
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:
+                row = session.scalar(
+                    select(Prediction).where(Prediction.wafer_id == w.id, Prediction.model_sha256 == model.sha256)
+                )
+                if row is None:
+                    raise
+            out[w.id] = row
+        return out
 
 
 def mask_payload(mask: np.ndarray, fmt: str) -> Any:

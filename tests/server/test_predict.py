@@ -256,3 +256,31 @@ def test_a_named_model_that_cannot_load_stops_the_start(app_factory, tmp_path) -
 
     with pytest.raises(ModelError, match="model file not found"):
         app_factory(model_path=tmp_path / "missing.onnx")
+
+
+def test_a_prediction_stored_concurrently_is_reused(served, wafer_file) -> None:
+    """Request A missed the cache and the database, request B stored wafer 0 meanwhile."""
+    from sqlalchemy import func, select
+
+    from server.db.models import Prediction, Wafer
+    from server.services.prediction import PredictionService, Result
+    from server.services.registry import active_model
+    from server.services.wafers import to_wafer_map
+
+    client, h = served
+    ids = [w["id"] for w in upload(client, h, wafer_file(2, seed=22))["wafers"]]
+    first = client.post("/predict", data={"wafer_id": ids[0]}, headers=h).json()  # B's row
+    ctx = client.app.state.ctx
+    with ctx.sessions() as s:
+        wafers = [s.get(Wafer, i) for i in ids]
+        model = active_model(s)
+        stored = s.get(Prediction, first["prediction_id"])
+        engine = ctx.predictor.segmenter(model)
+        results = {
+            ids[0]: (Result.from_row(stored, wafers[0]), "model"),
+            ids[1]: (Result.from_engine(engine.predict(to_wafer_map(wafers[1]))), "model"),
+        }
+        rows = PredictionService._store_new(s, wafers, results, model, None)
+        s.commit()
+        assert rows[ids[0]].id == first["prediction_id"] and rows[ids[1]].id != first["prediction_id"]
+        assert s.scalar(select(func.count()).select_from(Prediction)) == 2

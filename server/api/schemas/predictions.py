@@ -71,14 +71,13 @@ def prediction_out(
 ) -> PredictionOut:
     """From a :class:`server.services.prediction.Served`; ``mask_json`` already rendered."""
     w, row, r = served.wafer, served.prediction, served.result
-    n_fail = int(sum(r.counts.values()))
     return PredictionOut(
         prediction_id=row.id,
         wafer=WaferRef(id=w.id, lot=w.lot, wafer_id=w.wafer_id, content_hash=w.content_hash, shape=[w.rows, w.cols]),
         model=ModelRef(id=row.model_id, version=r.model_version, sha256=r.model_sha256, provider=r.provider),
         verdict=r.verdict,
         counts=r.counts,
-        n_fail=w.n_fail if w.n_fail is not None else n_fail,
+        n_fail=w.n_fail,
         n_dies=w.n_dies,
         uncertainty=r.uncertainty,
         source=served.source,
