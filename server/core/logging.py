@@ -62,6 +62,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 

@@ -69,3 +69,22 @@ def test_a_streamed_body_over_the_limit_is_cut_off(app_factory) -> None:
 
     r = client.post("/auth/refresh", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and _shape(r)["code"] == "request_too_large"
+
+
+def test_health_is_503_when_the_database_is_down(client) -> None:
+    from server.db.session import make_engine, make_sessionmaker
+
+    ctx = client.app.state.ctx
+    good = ctx.sessions
+    dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    ctx.sessions = make_sessionmaker(dead)
+    try:
+        r = client.get("/health")
+    finally:
+        ctx.sessions = good
+        dead.dispose()
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "down" and body["checks"]["database"]["ok"] is False
+    assert "nobody" not in r.text  # no connection details leak
+    assert client.get("/health").status_code == 200
