@@ -11,8 +11,9 @@ Kinds:
 - ``"random"``: as above.
 - ``"fragile"``: the 8 logits differ only by a tiny amount, so int8 quantization flips the
   argmax (exercises the quantizer's refusal).
-- ``"smooth"``: logits are a few strong, well-separated functions of the input channels
-  (radius, x, y, fail), so the argmax survives quantization (the quantizer's success path).
+- ``"robust"``: the class is the number of failing pixels around a die (0..7), with a wide
+  margin between classes, so the argmax survives int8 quantization (the quantizer's success
+  path) while the masks still hold several classes.
 
 Used by the inference, server and app tests (``tiny_model`` fixture in ``conftest.py``);
 needs ``onnx`` (the ``ml`` extra), imported lazily.
@@ -51,17 +52,21 @@ def tiny_weights(seed: int = 0, kind: str = "random") -> dict[str, np.ndarray]:
     if kind == "fragile":
         w2 = (w2[:1] + rng.normal(0, 1e-4, w2.shape)).astype(np.float32)
         b2 = np.zeros(k, np.float32)
-    elif kind == "smooth":
-        # hidden unit h passes channel (h mod 6) at the centre tap only, scaled; logits are
-        # well-separated linear maps of those features
+    elif kind == "robust":
+        # hidden unit 0 counts the failing pixels in the 3x3 neighbourhood (n = 0..9); class k
+        # wins for n in [k - 1/8, k + 7/8) with a margin of at least s/8 at every die (block
+        # averages of n are multiples of 1/4): far above int8 rounding, yet 8 classes occur
+        s = 4.0
         w1 = np.zeros((HIDDEN, c, 3, 3), np.float32)
-        for h in range(HIDDEN):
-            w1[h, h % c, 1, 1] = 1.0 + h // c
-        b1 = np.where(np.arange(HIDDEN) >= 2 * c, 1.0, 0.0).astype(np.float32)  # ReLU keeps x, y sign
-        w2 = np.round(rng.normal(0, 1.0, (k, HIDDEN, 1, 1)) * 4).astype(np.float32) / 2
-        b2 = np.linspace(-1, 1, k).astype(np.float32)
+        w1[0, 0] = 1.0  # channel 0 = fail
+        w1[1, 2] = 1.0  # on-wafer count, only for the embedding
+        b1 = np.zeros(HIDDEN, np.float32)
+        ks = np.arange(k, dtype=np.float32)
+        w2 = np.zeros((k, HIDDEN, 1, 1), np.float32)
+        w2[:, 0, 0, 0] = s * ks
+        b2 = (-s * (ks * (ks + 1) / 2 - ks / 8)).astype(np.float32)
     elif kind != "random":
-        raise ValueError(f"kind {kind!r}: use random, fragile or smooth")
+        raise ValueError(f"kind {kind!r}: use random, fragile or robust")
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
 
 

@@ -138,10 +138,12 @@ class Segmenter:
     def _postprocess(
         self, wafer: WaferMap, logits: np.ndarray, emb: np.ndarray, place: Any, ms: float, whash: str
     ) -> Prediction:
-        z = decode(logits, place)  # (K, h, w) per-die logits
+        z = np.ascontiguousarray(decode(logits, place), dtype=np.float32)  # (K, h, w) per-die logits
+        if np.shares_memory(z, logits):
+            z = z.copy()
         fail = wafer.dies == FAIL
         mask = mask_from_logits(z, fail)
-        probs = softmax(z, axis=0)
+        probs = softmax(z, axis=0, inplace=True)
         return Prediction(
             mask=mask,
             probs=probs,

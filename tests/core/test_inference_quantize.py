@@ -1,0 +1,79 @@
+"""``waferdesk model quantize``: an int8 copy kept only when its argmax agrees >= 99.9 % with
+the original on failing dies; otherwise refused, file deleted, exit non-zero."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from model_fixtures import make_tiny_model
+
+from waferdesk.cli import main
+from waferdesk.core.inference import Segmenter
+from waferdesk.core.inference.quantize import QuantizationRefusedError, quantize_model, upcast_fp16
+from waferdesk.core.modelcard import card_path_for, load_model_card, sha256_file
+from waferdesk.core.synth import generate
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime.quantization")
+
+
+def test_quantize_keeps_an_agreeing_copy_with_its_own_card(tmp_path, capsys) -> None:
+    src = make_tiny_model(tmp_path, kind="robust")
+    out = tmp_path / "q" / "robust-int8.onnx"
+    rc = main(["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "8", "--check", "24"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "argmax agreement 100.0000%" in printed and "kept" in printed
+    card = load_model_card(out)  # verifies sha256 and compatibility
+    parent = load_model_card(src)
+    assert card.onnx["precision"] == "int8" and card.onnx["parent_sha256"] == parent.sha256
+    assert card.sha256 == sha256_file(out) != parent.sha256
+    assert card.onnx["quantization"]["check"]["argmax_agreement"] >= 0.999
+    assert card.version == "tiny-1-int8"
+    # the copy really is quantized, and predicts like its parent
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(out).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    a, b = Segmenter(src, cache=False), Segmenter(out, cache=False)
+    wafers = [r.wafer for r in generate(5, seed=77)]
+    preds = [a.predict(w).mask.labels for w in wafers]
+    assert len(np.unique(np.concatenate([p.ravel() for p in preds]))) > 2  # a non-trivial model
+    for w, p in zip(wafers, preds, strict=True):
+        assert np.array_equal(b.predict(w).mask.labels, p)
+
+
+def test_quantize_refuses_and_deletes_a_disagreeing_copy(tmp_path, capsys) -> None:
+    src = make_tiny_model(tmp_path, kind="fragile")
+    out = tmp_path / "fragile-int8.onnx"
+    rc = main(["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "4", "--check", "8"])
+    cap = capsys.readouterr()
+    assert rc == 2
+    assert "REFUSED" in cap.out and "below the required 99.9%; not kept" in cap.err
+    assert not out.exists() and not card_path_for(out).exists()
+
+
+def test_refusal_report_and_threshold(tmp_path) -> None:
+    src = make_tiny_model(tmp_path)
+    with pytest.raises(QuantizationRefusedError) as info:
+        quantize_model(src, tmp_path / "r.onnx", calib=4, check=6, min_agreement=1.01)
+    rep = info.value.report
+    assert rep is not None and not rep.kept and 0 < rep.agreement <= 1 and rep.failing_dies > 0
+
+
+def test_fp16_model_is_upcast_then_quantized(tmp_path) -> None:
+    import onnx
+
+    src = make_tiny_model(tmp_path, fp16=True, kind="robust")
+    up = upcast_fp16(onnx.load(src))
+    onnx.checker.check_model(up)
+    assert up.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    rep = quantize_model(src, tmp_path / "h8.onnx", calib=4, check=8, min_agreement=0.99)
+    assert rep.kept and json.loads(card_path_for(tmp_path / "h8.onnx").read_text())["onnx"]["precision"] == "int8"
+
+
+def test_quantize_never_overwrites_its_parent(tmp_path) -> None:
+    src = make_tiny_model(tmp_path)
+    rc = main(["model", "quantize", "--model", str(src), "--out", str(src)])
+    assert rc == 2 and src.is_file()

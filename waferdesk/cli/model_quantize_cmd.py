@@ -1,0 +1,50 @@
+"""``waferdesk model quantize``: a statically quantized int8 copy, kept only if it agrees.
+
+Prints the argmax agreement with the original on the failing dies of a check set of
+synthetic wafers; below 99.9 % the file is deleted and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quantize",
+        help="write an int8 copy of a model for fast CPU inference (kept only if >= 99.9%% argmax agreement)",
+    )
+    p.add_argument("--model", type=Path, default=None, metavar="M.onnx", help="model (default: the shipped model)")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT.onnx", help="int8 model to write (+ its card)")
+    p.add_argument("--calib", type=int, default=64, metavar="N", help="synthetic calibration wafers (default 64)")
+    p.add_argument("--check", type=int, default=200, metavar="N", help="synthetic check wafers (default 200)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="threads for the check runs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.errors import ModelError
+    from ..core.inference.quantize import QuantizationRefusedError, quantize_model
+    from ..core.modelcard import default_model_path
+
+    model = args.model or default_model_path()
+    if args.model is None and not model.is_file():
+        raise ModelError(f"{model}: the default model is not installed; pass --model M.onnx")
+
+    def say(msg: str) -> None:
+        print(f"quantize: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        rep = quantize_model(model, args.out, calib=args.calib, check=args.check, threads=args.threads, on_progress=say)
+    except QuantizationRefusedError as exc:
+        if exc.report is not None:
+            print(f"argmax agreement {exc.report.agreement:.4%} on {exc.report.failing_dies} failing dies: REFUSED")
+        raise
+    print(
+        f"argmax agreement {rep.agreement:.4%} on {rep.failing_dies} failing dies of {rep.check_wafers} "
+        f"synthetic wafers (>= {rep.min_agreement:.1%}): kept {rep.path} "
+        f"({rep.size_bytes / 1e6:.1f} MB, parent {rep.parent_size_bytes / 1e6:.1f} MB) in {rep.seconds:.1f} s"
+    )
+    return 0

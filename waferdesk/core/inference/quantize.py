@@ -1,0 +1,336 @@
+"""A statically quantized int8 copy of a model for fast CPU inference, kept only if it agrees.
+
+Calibration runs the float model on synthetic wafers (:mod:`waferdesk.core.synth`, nothing
+downloaded) to learn each activation's range; weights are quantized per output channel
+(QDQ format, the one ONNX Runtime's CPU kernels fuse). The layers that produce the outputs
+(class logits, embedding) stay in float: an argmax between two close classes is exactly
+what 8-bit logits would flip. The copy is then checked against the original on a separate
+set of synthetic wafers: the class argmax must agree on at least ``min_agreement`` (99.9 %)
+of the failing dies, or the file is deleted and :class:`QuantizationRefusedError` raised.
+
+``onnx`` and ``onnxruntime.quantization`` are imported here only, lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..encoding import encode_batch
+from ..errors import ModelError
+from ..modelcard import (
+    OUTPUT_EMBEDDING,
+    OUTPUT_SCORES,
+    ModelCard,
+    card_path_for,
+    load_model_card,
+    sha256_file,
+)
+from ..synth import SynthConfig, generate
+from ..wafer import FAIL, WaferMap
+
+MIN_AGREEMENT = 0.999
+CALIB_SEED = 90_001
+CHECK_SEED = 90_002
+CALIB_STRIDE = 4
+"""Calibration wafers per range reduction (memory bound); ``calib`` is rounded up to a multiple."""
+SYNTH_SIZES = (15, 120)
+"""Die-grid sizes of calibration/check wafers: the bulk of real maps (~26 across) up to large ones."""
+
+
+class QuantizationRefusedError(ModelError):
+    """The int8 copy disagrees with the original too often; it was not kept (``report`` says how much)."""
+
+    def __init__(self, message: str, report: QuantizeReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class QuantizeReport:
+    path: Path | None
+    agreement: float
+    failing_dies: int
+    check_wafers: int
+    calib_wafers: int
+    min_agreement: float
+    kept: bool
+    seconds: float
+    size_bytes: int
+    parent_size_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path) if self.path else None
+        return d
+
+
+def _require_quantization() -> tuple[Any, Any]:
+    try:
+        import onnx
+        from onnxruntime import quantization as q
+    except ImportError as exc:
+        raise ModelError(
+            f"quantizing needs the onnx package and onnxruntime.quantization ({exc}); "
+            "install them with: pip install 'waferdesk[ml]' (or pip install onnx)"
+        ) from None
+    return onnx, q
+
+
+def synthetic_wafers(count: int, seed: int) -> list[WaferMap]:
+    return [r.wafer for r in generate(count, seed=seed, cfg=SynthConfig(size_range=SYNTH_SIZES))]
+
+
+def upcast_fp16(model: Any) -> Any:
+    """An fp32 copy of an fp16 ONNX model (initializers, constants, casts, I/O types).
+
+    Static quantization calibrates in float32; a model shipped in fp16 for size is
+    upcast first (exactly: every fp16 value is representable in fp32).
+    """
+    onnx, _ = _require_quantization()
+    from onnx import TensorProto, numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    fp16, fp32 = TensorProto.FLOAT16, TensorProto.FLOAT
+
+    def fix_tensor(t: Any) -> None:
+        if t.data_type == fp16:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
+
+    def walk(graph: Any) -> None:
+        for t in graph.initializer:
+            fix_tensor(t)
+        for vi in [*graph.input, *graph.output, *graph.value_info]:
+            if vi.type.tensor_type.elem_type == fp16:
+                vi.type.tensor_type.elem_type = fp32
+        for node in graph.node:
+            for a in node.attribute:
+                if a.name == "to" and a.i == fp16:
+                    a.i = fp32
+                if a.type == onnx.AttributeProto.TENSOR:
+                    fix_tensor(a.t)
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+                for g in a.graphs:
+                    walk(g)
+
+    walk(m.graph)
+    return m
+
+
+class _Reader:
+    """Feeds encoded synthetic wafers, one per run, to ONNX Runtime's calibrator.
+
+    It supports ``set_range`` so that the calibrator works in strides (``CalibStridedMinMax``):
+    ranges are reduced after every few wafers instead of keeping every intermediate tensor of
+    every calibration wafer in memory (gigabytes for a ResNet-50 U-Net).
+    """
+
+    def __init__(self, wafers: list[WaferMap], input_name: str, on_step: Callable[[], None] | None) -> None:
+        self.wafers = wafers
+        self.input_name = input_name
+        self.on_step = on_step
+        self._it: Iterator[WaferMap] = iter(wafers)
+
+    def __len__(self) -> int:
+        return len(self.wafers)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._it = iter(self.wafers[start_index:end_index])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        w = next(self._it, None)
+        if w is None:
+            return None
+        if self.on_step:
+            self.on_step()
+        x, _ = encode_batch([w.dies])
+        return {self.input_name: x}
+
+    def rewind(self) -> None:  # pragma: no cover - used by some calibrators
+        self._it = iter(self.wafers)
+
+
+def argmax_agreement(original: Any, candidate: Any, wafers: list[WaferMap]) -> tuple[float, int]:
+    """Share of failing dies where two segmenters pick the same class, and the number of them."""
+    same = total = 0
+    for w in wafers:
+        fail = w.dies == FAIL
+        n = int(fail.sum())
+        if not n:
+            continue
+        a = original.predict(w).mask.labels[fail]
+        b = candidate.predict(w).mask.labels[fail]
+        same += int((a == b).sum())
+        total += n
+    return (same / total if total else 1.0), total
+
+
+def output_nodes(model: Any) -> list[str]:
+    """Names of the nodes that write the model's outputs (kept in float)."""
+    outs = {OUTPUT_SCORES, OUTPUT_EMBEDDING}
+    names = []
+    for i, node in enumerate(model.graph.node):
+        if outs & set(node.output):
+            if not node.name:
+                node.name = f"waferdesk_output_{i}"
+            names.append(node.name)
+    return names
+
+
+def quantize_model(
+    model_path: str | Path,
+    out_path: str | Path,
+    *,
+    calib: int = 64,
+    check: int = 200,
+    min_agreement: float = MIN_AGREEMENT,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    keep_outputs_float: bool = True,
+    threads: int | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> QuantizeReport:
+    """Write an int8 copy of ``model_path`` (and its card) to ``out_path`` if it agrees enough.
+
+    Raises :class:`QuantizationRefusedError` (after deleting the file) when the argmax agreement on
+    the failing dies of ``check`` synthetic wafers is below ``min_agreement``.
+    """
+    from .segmenter import Segmenter
+
+    onnx, q = _require_quantization()
+    t0 = time.perf_counter()
+    src, out = Path(model_path), Path(out_path)
+    if calib < 1 or check < 1:
+        raise ModelError(f"--calib and --check must be at least 1, got {calib} and {check}")
+    if out.resolve() == src.resolve():
+        raise ModelError(f"{out}: the int8 copy must not overwrite its parent model")
+    card = load_model_card(src)
+    calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
+    say = on_progress or (lambda _msg: None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="waferdesk-quant-") as tmp:
+        model = onnx.load(str(src))
+        if any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
+            t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer
+        ):
+            say("upcasting the fp16 model to fp32 for calibration")
+            model = upcast_fp16(model)
+        exclude = output_nodes(model) if keep_outputs_float else []
+        fp32 = Path(tmp) / "fp32.onnx"
+        onnx.save(model, str(fp32))
+        prepared = Path(tmp) / "prepared.onnx"
+        try:
+            q.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        except Exception:  # pre-processing is an optimisation; quantize the plain graph if it fails
+            prepared = fp32
+        input_name = model.graph.input[0].name
+        step = {"n": 0}
+
+        def tick() -> None:
+            step["n"] += 1
+            if step["n"] % 8 == 0 or step["n"] == calib:
+                say(f"calibrating {step['n']}/{calib}")
+
+        say(f"calibrating on {calib} synthetic wafers")
+        q.quantize_static(
+            str(prepared),
+            str(out),
+            _Reader(synthetic_wafers(calib, CALIB_SEED), input_name, tick),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            nodes_to_exclude=exclude,
+            calibrate_method=q.CalibrationMethod.MinMax,
+            extra_options={"CalibStridedMinMax": CALIB_STRIDE},
+        )
+    q_card = _int8_card(card, out, calib, per_channel, reduce_range, exclude)
+    q_card.save(card_path_for(out))
+    say(f"checking argmax agreement on {check} synthetic wafers")
+    try:
+        original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
+        candidate = Segmenter(out, providers="cpu", threads=threads, cache=False, warmup=False)
+        agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
+    except Exception:
+        _remove(out)
+        raise
+    report = QuantizeReport(
+        path=out,
+        agreement=agreement,
+        failing_dies=n_dies,
+        check_wafers=check,
+        calib_wafers=calib,
+        min_agreement=min_agreement,
+        kept=agreement >= min_agreement,
+        seconds=time.perf_counter() - t0,
+        size_bytes=out.stat().st_size,
+        parent_size_bytes=src.stat().st_size,
+    )
+    if not report.kept:
+        _remove(out)
+        report.path = None
+        raise QuantizationRefusedError(
+            f"{out}: int8 copy agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
+            f"({check} synthetic wafers), below the required {min_agreement:.1%}; not kept",
+            report,
+        )
+    q_card.onnx["quantization"]["check"] = {
+        "wafers": check,
+        "seed": CHECK_SEED,
+        "failing_dies": n_dies,
+        "argmax_agreement": round(agreement, 6),
+        "min_agreement": min_agreement,
+    }
+    q_card.metrics = {"argmax_agreement_with_parent": round(agreement, 6)}
+    q_card.save(card_path_for(out))
+    return report
+
+
+def _int8_card(
+    parent: ModelCard, path: Path, calib: int, per_channel: bool, reduce_range: bool, exclude: list[str]
+) -> ModelCard:
+    raw = json.loads(json.dumps(parent.to_json()))
+    raw["model_version"] = f"{parent.version}-int8"
+    raw["sha256"] = sha256_file(path)
+    onnx_info = dict(raw.get("onnx", {}))
+    onnx_info.update(
+        {
+            "precision": "int8",
+            "parent_sha256": parent.sha256,
+            "parent_version": parent.version,
+            "quantization": {
+                "tool": "onnxruntime.quantization.quantize_static",
+                "format": "QDQ",
+                "activations": "uint8 (asymmetric, MinMax calibration)",
+                "weights": "int8 per-channel" if per_channel else "int8 per-tensor",
+                "reduce_range": reduce_range,
+                "float_nodes": exclude,
+                "calibration": {
+                    "generator": "waferdesk.core.synth",
+                    "wafers": calib,
+                    "seed": CALIB_SEED,
+                    "sizes": list(SYNTH_SIZES),
+                },
+            },
+        }
+    )
+    raw["onnx"] = onnx_info
+    raw["parent_metrics"] = parent.metrics
+    return ModelCard.from_json(raw, str(card_path_for(path)))
+
+
+def _remove(path: Path) -> None:
+    for p in (path, card_path_for(path)):
+        with contextlib.suppress(OSError):
+            p.unlink()
