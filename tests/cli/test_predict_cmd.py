@@ -73,6 +73,8 @@ def test_predict_writes_results_and_skips_a_bad_file(tiny_model, inputs, tmp_pat
     seg = Segmenter(tiny_model, providers="cpu", cache=False)
     recs = list(generate(3, seed=31)) + list(generate(2, seed=32))
     names = ["lot-a-0000", "lot-a-0001", "lot-a-0002", "lot-b-0000", "lot-b-0001"]
+    embeddings = np.load(out / "embeddings.npy")
+    assert embeddings.shape == (5, seg.card.embedding_dim) and embeddings.dtype == np.float32
     for row, rec, name in zip(rows[1:], recs, names, strict=True):
         pred = seg.predict(rec.wafer)
         assert row[2:5] == [rec.wafer.lot, rec.wafer.wafer_id, str(pred.summary.verdict)]
@@ -80,6 +82,7 @@ def test_predict_writes_results_and_skips_a_bad_file(tiny_model, inputs, tmp_pat
         assert [float(v) for v in row[13:]] == pytest.approx([pred.uncertainty[k] for k in UNCERTAINTY_KEYS], abs=1e-5)
         data = json.loads((out / f"{name}.json").read_text())
         assert data["verdict"] == row[4] and data["image"] == f"{name}.png"
+        np.testing.assert_allclose(embeddings[data["embedding_row"]], pred.embedding, atol=1e-6)
         assert np.array_equal(np.array(data["mask"], np.uint8), pred.mask.labels)
         from PIL import Image
 

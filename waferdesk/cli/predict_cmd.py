@@ -4,8 +4,9 @@ Reading runs in a thread ahead of the model, the model runs batches of equal can
 (:meth:`Segmenter.predict_many`), and pictures/JSON are written by a thread pool behind it,
 so files and PNGs cost little next to the network. A file that cannot be read is reported
 (stderr and ``DIR/errors.csv``) and skipped; the rest completes and ``summary.csv`` is
-written. Exit status: 0 when every input was predicted, 1 when some inputs failed (the
-others are in ``summary.csv``), 2 when nothing could run (no model, bad arguments).
+written, with ``embeddings.npy`` (one float32 row per summary row). Exit status: 0 when
+every input was predicted, 1 when some inputs failed (the others are in ``summary.csv``),
+2 when nothing could run (no model, bad arguments).
 """
 
 from __future__ import annotations
@@ -66,7 +67,15 @@ def _reader(paths: list[Path], out: queue.Queue, stop: threading.Event) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.formats import expand_paths
     from ..core.inference import PredictionCache, Segmenter
-    from .predict_output import ERROR_COLUMNS, safe_stem, summary_columns, summary_row, write_csv, write_wafer
+    from .predict_output import (
+        ERROR_COLUMNS,
+        EmbeddingWriter,
+        safe_stem,
+        summary_columns,
+        summary_row,
+        write_csv,
+        write_wafer,
+    )
     from .progress import bar
 
     if args.batch_size < 1:
@@ -120,12 +129,15 @@ def run(args: argparse.Namespace) -> int:
     futures: deque[Future] = deque()
     engine_ms = 0.0
     n_cached = 0
+    embeddings = EmbeddingWriter(out_dir / "embeddings.npy")
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict-writer") as pool:
             for pred in seg.predict_many(wafers(), batch_size=args.batch_size):
                 source, index, wafer, name = pending.popleft()
                 rows.append(summary_row(source, index, wafer, pred))
-                futures.append(pool.submit(write_wafer, out_dir, name, source, index, wafer, pred, not args.no_images))
+                row = embeddings.add(pred.embedding)
+                job = (out_dir, name, row, source, index, wafer, pred, not args.no_images)
+                futures.append(pool.submit(write_wafer, *job))
                 while futures and (futures[0].done() or len(futures) > 256):
                     futures.popleft().result()  # re-raises a write error (disk full...)
                 if pred.cached:
@@ -138,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         pb.close()
+        embeddings.close()
 
     write_csv(out_dir / "summary.csv", summary_columns(), rows)
     if errors:

@@ -80,16 +80,20 @@ def wafer_json(source: str, index: int, wafer: WaferMap, pred: Prediction, image
         "wafer": wafer.wafer_id,
         "product": wafer.product,
         "image": image,
-        **pred.to_json(),
+        **pred.to_json(include_embedding=False),
+        "embedding_row": None,
     }
 
 
-def write_wafer(out_dir: Path, name: str, source: str, index: int, wafer: WaferMap, pred: Prediction, images: bool):
+def write_wafer(
+    out_dir: Path, name: str, row: int, source: str, index: int, wafer: WaferMap, pred: Prediction, images: bool
+) -> None:
     """Write ``<name>.json`` (and ``<name>.png``); runs in the writer thread pool."""
     image = f"{name}.png" if images else None
     if image:
         overlay_png(wafer, pred.mask, out_dir / image)
     data = wafer_json(source, index, wafer, pred, image)
+    data["embedding_row"] = row
     (out_dir / f"{name}.json").write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
 
 
@@ -114,3 +118,41 @@ def write_csv(path: Path, header: list[str] | tuple[str, ...], rows: list[list[A
         w.writerows(rows)
     tmp.replace(path)
     return path
+
+
+class EmbeddingWriter:
+    """Streams embeddings to ``embeddings.npy`` (rows = summary.csv rows) without holding them all.
+
+    Rows go to a raw temporary file as they come; :meth:`close` writes the ``.npy`` header
+    (which needs the final row count) and copies the rows behind it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._raw = path.with_name(path.name + ".raw")
+        self._f = open(self._raw, "wb")  # noqa: SIM115 - closed in close()
+        self.rows = 0
+        self.dim: int | None = None
+
+    def add(self, emb: np.ndarray) -> int:
+        v = np.ascontiguousarray(emb, dtype="<f4").ravel()
+        if self.dim is None:
+            self.dim = v.size
+        elif v.size != self.dim:
+            raise ValueError(f"embedding of size {v.size} after {self.dim}")
+        self._f.write(v.tobytes())
+        self.rows += 1
+        return self.rows - 1
+
+    def close(self) -> Path | None:
+        self._f.close()
+        if not self.rows:
+            self._raw.unlink(missing_ok=True)
+            return None
+        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)}
+        with open(self.path, "wb") as out, open(self._raw, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, header)
+            while block := src.read(1 << 22):
+                out.write(block)
+        self._raw.unlink()
+        return self.path

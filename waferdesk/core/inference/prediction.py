@@ -142,9 +142,12 @@ class Prediction:
     def shape(self) -> tuple[int, int]:
         return self.mask.shape
 
-    def to_json(self, mask_format: str = "lists", include_probs: bool = False) -> dict[str, Any]:
+    def to_json(
+        self, mask_format: str = "lists", include_probs: bool = False, include_embedding: bool = True
+    ) -> dict[str, Any]:
         """A JSON-able dict. ``mask_format``: ``"lists"`` (rows of ints, 255 = no class) or
-        ``"rle"`` (``[[value, run], ...]`` over the C-order raveled mask)."""
+        ``"rle"`` (``[[value, run], ...]`` over the C-order raveled mask). The embedding is a
+        list of floats (``include_embedding=False`` leaves it out: 2,048 numbers per wafer)."""
         labels = self.mask.labels
         if mask_format == "lists":
             mask: Any = labels.tolist()
@@ -162,11 +165,12 @@ class Prediction:
             "uncertainty": {k: round(float(v), 6) for k, v in self.uncertainty.items()},
             "mask": mask,
             "mask_ignore": IGNORE,
-            "embedding": [round(float(v), 6) for v in self.embedding],
             "model": {"version": self.model_version, "sha256": self.model_sha256, "provider": self.provider},
             "latency_ms": round(self.latency_ms, 3),
             "cached": self.cached,
         }
+        if include_embedding:
+            out["embedding"] = np.round(self.embedding.astype(np.float64), 6).tolist()
         if include_probs:
             out["probs"] = np.round(self.probs, 5).tolist()
         return out

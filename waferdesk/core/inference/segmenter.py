@@ -103,6 +103,23 @@ class Segmenter:
         if warmup:
             self.warmup()
 
+    def describe(self) -> dict[str, Any]:
+        """What runs, for logs, health endpoints and "about" boxes (JSON-able)."""
+        return {
+            "model_path": str(self.model_path),
+            "model_version": self.model_version,
+            "model_sha256": self.model_sha256,
+            "precision": self.card.onnx.get("precision", "fp32"),
+            "provider": short_name(self.provider),
+            "provider_note": self.provider_note,
+            "providers": list(self.session_info.providers),
+            "threads": self.threads,
+            "classes": list(self.card.classes),
+        }
+
+    def __repr__(self) -> str:
+        return f"Segmenter({self.model_version!r} on {short_name(self.provider)}, {self.threads} threads)"
+
     # -- model I/O ------------------------------------------------------------------------
     def _check_io(self) -> None:
         inputs = self.session.get_inputs()
