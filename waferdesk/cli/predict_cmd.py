@@ -32,7 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="segment wafer files with the model: overlay PNG + JSON per wafer, summary.csv",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=(
+            "Segment every wafer in FILES (files or folders, any readable format). Writes per wafer "
+            "<name>.png (overlay) and <name>.json, plus summary.csv (one row per wafer, input order), "
+            "embeddings.npy and errors.csv (files that could not be read; they are skipped). Exit status: "
+            "0 all predicted, 1 some inputs failed (the rest are in summary.csv), 2 nothing could run."
+        ),
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILES", help="wafer files or folders (any readable format)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created)")

@@ -118,6 +118,8 @@ def machine_info(threads: int) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "onnxruntime": ort.__version__,
     }
+    if hasattr(os, "getloadavg"):  # a shared machine makes every number slower: say how busy it was
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
     return info
 
 
@@ -140,6 +142,7 @@ def run_bench(
     never refused here), False to skip.
     """
     say = on_progress or (lambda _m: None)
+    load_start = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     src = Path(model_path)
     card = load_model_card(src)
     variants: list[Variant] = []
@@ -194,7 +197,7 @@ def run_bench(
         {
             "format": "waferdesk-bench",
             "version": 1,
-            "machine": machine_info(n_threads),
+            "machine": {**machine_info(n_threads), "load_average_1min_at_start": load_start},
             "model": {
                 "path": str(src),
                 "version": card.version,
@@ -248,6 +251,11 @@ def format_table(report: dict[str, Any]) -> str:
         f"machine: {m['cpu']}, {m['physical_cores']} physical cores ({m['logical_cpus']} logical), "
         f"{m['threads']} threads, onnxruntime {m['onnxruntime']}; {report.get('provider_note', '')}"
     )
+    if m.get("load_average_1min") is not None:
+        lines.append(
+            f"load average (1 min) at start {m.get('load_average_1min_at_start')}, at end {m['load_average_1min']}"
+            " (above 0.5 on this machine means other work shared the cores)"
+        )
     if "int8" in report and "agreement" in report["int8"]:
         lines.append(f"int8 argmax agreement with the original: {report['int8']['agreement']:.4%} of failing dies")
     return "\n".join(lines)
