@@ -253,8 +253,8 @@ def format_table(report: dict[str, Any]) -> str:
     )
     if m.get("load_average_1min") is not None:
         lines.append(
-            f"load average (1 min) at start {m.get('load_average_1min_at_start')}, at end {m['load_average_1min']}"
-            " (above 0.5 on this machine means other work shared the cores)"
+            f"load average (1 min) {m.get('load_average_1min_at_start')} at start, {m['load_average_1min']} at end"
+            " (a start value near 0 means an idle machine; other work slows every number)"
         )
     if "int8" in report and "agreement" in report["int8"]:
         lines.append(f"int8 argmax agreement with the original: {report['int8']['agreement']:.4%} of failing dies")
