@@ -18,6 +18,14 @@ pytest.importorskip("onnxruntime")
 def mixed() -> list[WaferMap]:
     small = [r.wafer for r in generate(14, seed=11, cfg=SynthConfig(size_range=(15, 45)))]
     big = [r.wafer for r in generate(4, seed=12, cfg=SynthConfig(size_range=(60, 140)))]
+    rng = np.random.default_rng(0)
+    twins = []  # same grid shape (one placement group inside a batch), different fails
+    for _ in range(3):
+        d = small[0].dies.copy()
+        flip = (rng.random(d.shape) < 0.2) & (d != 0)
+        d[flip] = 3 - d[flip]
+        twins.append(WaferMap(d, lot="TWIN"))
+    small += twins
     out = []
     for i, w in enumerate(small):  # interleave so that batches must be regrouped
         out.append(w)

@@ -11,8 +11,9 @@ from model_fixtures import make_tiny_model, reference_logits, tiny_weights
 
 from waferdesk.core.encoding import decode, encode, encode_batch
 from waferdesk.core.errors import ModelError
-from waferdesk.core.inference import Prediction, Segmenter, softmax
+from waferdesk.core.inference import Prediction, Segmenter, softmax, uncertainty_scores
 from waferdesk.core.modelcard import card_path_for, load_card
+from waferdesk.core.results import summarize
 from waferdesk.core.synth import generate
 from waferdesk.core.taxonomy import IGNORE, default_taxonomy
 from waferdesk.core.wafer import FAIL, PASS, WaferMap
@@ -91,9 +92,11 @@ def test_prediction_is_post_processed_from_the_decoded_logits(seg, wafers) -> No
         counts = np.bincount(labels[fail], minlength=len(tax))
         assert pred.summary.counts == {n: int(counts[i]) for i, n in enumerate(tax.names)}
         assert pred.summary.n_fail == int(fail.sum())
+        assert pred.summary == summarize(wafer, pred.mask)
         assert pred.embedding.shape == (seg.card.embedding_dim,)
         np.testing.assert_allclose(pred.embedding, ref_emb[0], atol=1e-4)
         u = pred.uncertainty
+        assert u == pytest.approx(uncertainty_scores(probs, fail), abs=1e-5)
         assert 0 <= u["entropy_mean"] <= u["entropy_topk_mean"] <= u["entropy_max"] <= 1
         assert 0 <= u["margin_min"] <= u["margin_mean"] <= 1
         assert pred.wafer_hash == wafer.content_hash()

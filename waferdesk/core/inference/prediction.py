@@ -37,45 +37,42 @@ def softmax(logits: np.ndarray, axis: int = 0, inplace: bool = False) -> np.ndar
     return z
 
 
-def argmax0(z: np.ndarray) -> np.ndarray:
-    """``z.argmax(axis=0)`` for a (K, H, W) array, as K contiguous compares.
+def argmax_axis(z: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``z.argmax(axis)`` as K contiguous compares (uint8 result).
 
-    numpy's argmax only runs along the last axis (it transposes and copies for axis 0): ten
+    numpy's argmax only runs along the last axis (it transposes and copies otherwise): ten
     times slower on a 256x256 map. Ties go to the lower class index, like argmax.
     """
-    best = z[0].copy()
-    idx = np.zeros(z.shape[1:], dtype=np.uint8)
-    for k in range(1, z.shape[0]):
-        better = z[k] > best
+    zk = np.moveaxis(z, axis, 0)
+    best = zk[0].copy()
+    idx = np.zeros(best.shape, dtype=np.uint8)
+    for k in range(1, zk.shape[0]):
+        better = zk[k] > best
         idx[better] = k
-        np.maximum(best, z[k], out=best)
+        np.maximum(best, zk[k], out=best)
     return idx
 
 
-def top2(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Largest and second-largest value along axis 0 of (K, n) (equal when tied)."""
-    t1 = np.full(p.shape[1:], -np.inf, dtype=p.dtype)
+def argmax0(z: np.ndarray) -> np.ndarray:
+    return argmax_axis(z, 0)
+
+
+def top2(p: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and second-largest value along ``axis`` (equal when tied)."""
+    pk = np.moveaxis(p, axis, 0)
+    t1 = np.full(pk.shape[1:], -np.inf, dtype=p.dtype)
     t2 = t1.copy()
-    for k in range(p.shape[0]):
-        np.maximum(t2, np.minimum(p[k], t1), out=t2)
-        np.maximum(t1, p[k], out=t1)
+    for k in range(pk.shape[0]):
+        np.maximum(t2, np.minimum(pk[k], t1), out=t2)
+        np.maximum(t1, pk[k], out=t1)
     return t1, t2
 
 
-def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
-    """Entropy (normalised to 0..1 by log K) and top-2 margin over the failing dies.
-
-    ``probs`` (K, H, W), ``fail`` (H, W) bool. A wafer with no failing die has nothing to
-    be uncertain about: all scores are 0.
-    """
-    k = probs.shape[0]
-    p = probs[:, fail]  # (K, n)
-    n = p.shape[1]
+def _scores(ent: np.ndarray, margin: np.ndarray) -> dict[str, float]:
+    """Uncertainty scores from the entropies and margins of one wafer's failing dies."""
+    n = ent.size
     if n == 0:
         return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
-    ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=0) / math.log(k)
-    t1, t2 = top2(p)
-    margin = t1 - t2
     m = max(1, math.ceil(n * TOPK_SHARE))
     topk = np.partition(ent, n - m)[n - m :]
     return {
@@ -87,9 +84,54 @@ def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
     }
 
 
+def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
+    """Entropy (normalised to 0..1 by log K) and top-2 margin over the failing dies.
+
+    ``probs`` (K, H, W), ``fail`` (H, W) bool. A wafer with no failing die has nothing to
+    be uncertain about: all scores are 0.
+    """
+    k = probs.shape[0]
+    p = probs[:, fail]  # (K, n)
+    if p.shape[1] == 0:
+        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
+    ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=0) / math.log(k)
+    t1, t2 = top2(p)
+    return _scores(ent, t1 - t2)
+
+
+@dataclass
+class GroupOutput:
+    """Post-processed arrays of n wafers that share one die-grid placement."""
+
+    labels: np.ndarray  # (n, h, w) uint8, IGNORE off the failing dies
+    probs: np.ndarray  # (n, K, h, w) float32
+    counts: np.ndarray  # (n, K) int64 failing dies per class
+    uncertainty: list[dict[str, float]]
+
+
+def postprocess_group(die_logits: np.ndarray, fail: np.ndarray) -> GroupOutput:
+    """Mask, probabilities, counts and uncertainty of n wafers at once.
+
+    ``die_logits`` (n, K, h, w) float32 C-contiguous, overwritten by the probabilities;
+    ``fail`` (n, h, w) bool. Whole-array numpy for the batch; only the per-wafer reductions
+    over failing dies loop (they differ in length).
+    """
+    n, k = die_logits.shape[:2]
+    lab = argmax_axis(die_logits, 1)
+    labels = np.where(fail, lab, np.uint8(IGNORE))
+    probs = softmax(die_logits, axis=1, inplace=True)
+    counts = np.stack([np.count_nonzero((lab == c) & fail, axis=(1, 2)) for c in range(k)], axis=1)
+    p = np.maximum(probs, 1e-12)
+    ent = -(probs * np.log(p)).sum(axis=1) * (1.0 / math.log(k))
+    t1, t2 = top2(probs, axis=1)
+    margin = t1 - t2
+    unc = [_scores(ent[i][fail[i]], margin[i][fail[i]]) for i in range(n)]
+    return GroupOutput(labels=labels, probs=probs, counts=counts.astype(np.int64), uncertainty=unc)
+
+
 def mask_from_logits(die_logits: np.ndarray, fail: np.ndarray) -> LabelMask:
     """Argmax class on failing dies, ``IGNORE`` elsewhere."""
-    lab = np.where(fail, argmax0(die_logits), np.uint8(IGNORE))
+    lab = np.where(fail, argmax_axis(die_logits, 0), np.uint8(IGNORE))
     return LabelMask(lab)
 
 

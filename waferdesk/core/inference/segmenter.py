@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding import CHANNELS, canvas_for, decode, encode_batch
+from ..encoding import CHANNELS, Placement, canvas_for, decode, encode_batch
 from ..errors import ModelError
 from ..modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, default_model_path, load_model_card
-from ..results import VerdictPolicy, summarize
+from ..results import VerdictPolicy, WaferSummary, verdict_from_counts
 from ..taxonomy import Taxonomy, default_taxonomy
-from ..wafer import FAIL, WaferMap
+from ..wafer import FAIL, LabelMask, WaferMap
 from .cache import PredictionCache
-from .prediction import Prediction, mask_from_logits, softmax, uncertainty_scores
+from .prediction import Prediction, postprocess_group
 from .providers import SessionFactory, make_session, short_name
 
 ProgressFn = Callable[[int, int | None], None]
@@ -153,26 +153,41 @@ class Segmenter:
 
     # -- prediction -----------------------------------------------------------------------
     def _postprocess(
-        self, wafer: WaferMap, logits: np.ndarray, emb: np.ndarray, place: Any, ms: float, whash: str
-    ) -> Prediction:
-        z = np.ascontiguousarray(decode(logits, place), dtype=np.float32)  # (K, h, w) per-die logits
-        if np.shares_memory(z, logits):
-            z = z.copy()
-        fail = wafer.dies == FAIL
-        mask = mask_from_logits(z, fail)
-        probs = softmax(z, axis=0, inplace=True)
-        return Prediction(
-            mask=mask,
-            probs=probs,
-            summary=summarize(wafer, mask, self.policy, self.taxonomy),
-            uncertainty=uncertainty_scores(probs, fail),
-            embedding=np.array(emb, dtype=np.float32),
-            model_version=self.model_version,
-            model_sha256=self.model_sha256,
-            provider=short_name(self.provider),
-            latency_ms=ms,
-            wafer_hash=whash,
-        )
+        self, wafers: Sequence[WaferMap], logits: np.ndarray, emb: np.ndarray, place: Placement
+    ) -> list[Prediction]:
+        """Predictions of wafers that share one placement (same grid shape), vectorised."""
+        n, k = logits.shape[:2]
+        z = decode(logits.reshape(n * k, *logits.shape[2:]), place)  # per-die logits
+        if np.shares_memory(z, logits) or not z.flags.c_contiguous or z.dtype != np.float32:
+            z = np.array(z, dtype=np.float32, order="C")  # own copy: overwritten by the softmax
+        z = z.reshape(n, k, *place.shape)
+        fail = np.stack([w.dies == FAIL for w in wafers])
+        out = postprocess_group(z, fail)
+        names = self.taxonomy.names
+        preds = []
+        for i, w in enumerate(wafers):
+            counts = out.counts[i]
+            summary = WaferSummary(
+                counts={name: int(counts[j]) for j, name in enumerate(names)},
+                n_fail=int(fail[i].sum()),
+                n_dies=w.n_dies,
+                verdict=verdict_from_counts(counts, w.n_dies, self.policy, self.taxonomy),
+            )  # = results.summarize(w, mask), from counts already at hand
+            preds.append(
+                Prediction(
+                    mask=LabelMask(out.labels[i].copy()),
+                    probs=out.probs[i].copy(),
+                    summary=summary,
+                    uncertainty=out.uncertainty[i],
+                    embedding=np.array(emb[i], dtype=np.float32),
+                    model_version=self.model_version,
+                    model_sha256=self.model_sha256,
+                    provider=short_name(self.provider),
+                    latency_ms=0.0,
+                    wafer_hash=w.content_hash(),
+                )
+            )
+        return preds
 
     def predict_batch(self, wafers: Sequence[WaferMap]) -> list[Prediction]:
         """Predict wafers that share one canvas in a single run (no cache)."""
@@ -184,10 +199,18 @@ class Segmenter:
         t0 = time.perf_counter()
         x, places = encode_batch([w.dies for w in wafers])
         logits, emb = self.run(x)
-        hashes = [w.content_hash() for w in wafers]
-        preds = [self._postprocess(w, logits[i], emb[i], places[i], 0.0, hashes[i]) for i, w in enumerate(wafers)]
+        groups: dict[Placement, list[int]] = {}
+        for i, place in enumerate(places):
+            groups.setdefault(place, []).append(i)
+        preds: list[Prediction | None] = [None] * len(wafers)
+        for place, idx in groups.items():
+            sel = np.asarray(idx)
+            for i, p in zip(
+                idx, self._postprocess([wafers[i] for i in idx], logits[sel], emb[sel], place), strict=True
+            ):
+                preds[i] = p
         ms = (time.perf_counter() - t0) * 1000.0 / len(wafers)
-        return [_with_latency(p, ms) for p in preds]
+        return [_with_latency(p, ms) for p in preds if p is not None]
 
     def predict(self, wafer: WaferMap) -> Prediction:
         """One wafer (answered from the cache when this model already saw this die grid)."""
