@@ -110,3 +110,15 @@ def test_predict_without_a_usable_model_is_one_clear_line(inputs, tmp_path, caps
     rc = main(["predict", str(a), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none.onnx")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "none.onnx: model file not found" in err
+
+
+def test_output_names_never_collide(tiny_model, tmp_path) -> None:
+    a = write_wdm(tmp_path / "x" / "a.wdm", list(generate(2, seed=41)))
+    b = write_wdm(tmp_path / "y" / "a-0001.wdm", list(generate(1, seed=42)))
+    c = write_wdm(tmp_path / "z" / "a.wdm", list(generate(1, seed=43)))
+    out = tmp_path / "out"
+    assert main(["predict", str(a), str(b), str(c), "--out", str(out), "--model", str(tiny_model), "--no-cache"]) == 0
+    names = sorted(p.name for p in out.glob("*.json"))
+    assert names == ["a-0000.json", "a-0001.json", "a-0001~2.json", "a~2.json"]
+    sources = {json.loads((out / n).read_text())["source"] for n in names}
+    assert sources == {str(a), str(b), str(c)}

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         safe_stem,
         summary_columns,
         summary_row,
+        unique_name,
         write_csv,
         write_wafer,
     )
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     reader.start()
     pending: deque[tuple[str, int, object, str]] = deque()  # (source, index, wafer, name) in input order
     errors: list[list[str]] = []
-    stems: set[str] = set()
+    stems: set[str] = set()  # file stems taken
+    names: set[str] = set()  # output names taken (a file "a-0001" must not overwrite wafer 1 of "a")
     pb = bar(0, "predict")
 
     def wafers() -> Iterator:
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             pb.total = (pb.total or 0) + len(recs)
             pb.refresh()
             for i, rec in enumerate(recs):
-                name = stem if len(recs) == 1 else f"{stem}-{i:04d}"
+                name = unique_name(stem if len(recs) == 1 else f"{stem}-{i:04d}", names)
                 pending.append((source, i, rec.wafer, name))
                 yield rec.wafer
 
@@ -152,16 +154,15 @@ def run(args: argparse.Namespace) -> int:
                 pb.update(1)
             for f in futures:
                 f.result()
-    finally:
+    finally:  # also on an error or Ctrl-C: what was predicted so far is written
         stop.set()
         pb.close()
         embeddings.close()
-
-    write_csv(out_dir / "summary.csv", summary_columns(), rows)
-    if errors:
-        write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
-    else:
-        (out_dir / "errors.csv").unlink(missing_ok=True)
+        write_csv(out_dir / "summary.csv", summary_columns(), rows)
+        if errors:
+            write_csv(out_dir / "errors.csv", ERROR_COLUMNS, errors)
+        else:
+            (out_dir / "errors.csv").unlink(missing_ok=True)
     dt = time.perf_counter() - t0
     n = len(rows)
     rate = n / dt if dt > 0 else 0.0

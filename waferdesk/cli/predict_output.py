@@ -63,7 +63,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def safe_stem(path: Path, taken: set[str]) -> str:
     """A file-name-safe stem for ``path``, unique among ``taken`` (``name``, ``name~2``...)."""
-    base = _UNSAFE.sub("_", path.stem).strip("._") or "wafer"
+    return unique_name(path.stem, taken)
+
+
+def unique_name(text: str, taken: set[str]) -> str:
+    """``text`` made file-name safe and unique among ``taken`` (which it joins)."""
+    base = _UNSAFE.sub("_", text).strip("._") or "wafer"
     stem, n = base, 1
     while stem in taken:
         n += 1
