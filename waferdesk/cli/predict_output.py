@@ -58,7 +58,7 @@ def overlay_png(wafer: WaferMap, mask: LabelMask, path: Path, side: int = PICTUR
     img.save(path, compress_level=1)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
 
 
 def safe_stem(path: Path, taken: set[str]) -> str:
