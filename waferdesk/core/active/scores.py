@@ -2,12 +2,14 @@
 
 All scores are computed over FAILING dies only (the only dies that carry a label), so a
 wafer with a few ambiguous fails is not drowned by thousands of confident pass dies.
-Higher means "more worth labelling" for every score returned by :func:`uncertainty_scores`
-(margins are reported both raw and as ``1 - margin``).
+Entropies are "higher = more uncertain"; margins (the gap between the two likeliest classes)
+are "lower = more uncertain". The engine (:mod:`waferdesk.core.inference`) computes these for
+every prediction with the same functions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,34 +31,54 @@ def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
     return -(p * np.log(p + _EPS)).sum(axis=axis) / np.log(k)
 
 
-def uncertainty_scores(probs: np.ndarray, dies: np.ndarray, top_k: float = 0.1) -> dict[str, float]:
-    """Entropy (mean, max, mean of the top ``top_k`` share) and margin (mean, min) over fails.
+UNCERTAINTY_KEYS = ("entropy_mean", "entropy_max", "entropy_topk_mean", "margin_mean", "margin_min")
+TOPK_SHARE = 0.1
+"""``entropy_topk_mean`` averages the entropy of the most uncertain 10 % of failing dies (at
+least one): a wafer with one confused pattern among many clear fails still scores high."""
 
-    ``margin`` is the gap between the two most likely classes (small = uncertain);
-    ``least_margin`` = 1 - mean margin so that higher is more uncertain like the others.
-    """
-    p = _fail_probs(probs, dies)
-    if p.shape[0] == 0:
-        return {
-            "entropy_mean": 0.0,
-            "entropy_max": 0.0,
-            "entropy_topk_mean": 0.0,
-            "margin_mean": 1.0,
-            "margin_min": 1.0,
-            "least_margin": 0.0,
-        }
-    h = entropy(p)
-    k = max(1, int(np.ceil(top_k * h.size)))
-    top2 = np.sort(p, axis=1)[:, -2:]
-    margin = top2[:, 1] - top2[:, 0]
+
+def top2(p: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and second-largest value along ``axis`` (equal when tied), without a sort."""
+    pk = np.moveaxis(p, axis, 0)
+    t1 = np.full(pk.shape[1:], -np.inf, dtype=p.dtype)
+    t2 = t1.copy()
+    for k in range(pk.shape[0]):
+        np.maximum(t2, np.minimum(pk[k], t1), out=t2)
+        np.maximum(t1, pk[k], out=t1)
+    return t1, t2
+
+
+def scores_from_entropy_margin(ent: np.ndarray, margin: np.ndarray) -> dict[str, float]:
+    """Uncertainty scores from the entropies and top-2 margins of one wafer's failing dies."""
+    n = ent.size
+    if n == 0:
+        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
+    m = max(1, math.ceil(n * TOPK_SHARE))
+    topk = np.partition(ent, n - m)[n - m :]
     return {
-        "entropy_mean": float(h.mean()),
-        "entropy_max": float(h.max()),
-        "entropy_topk_mean": float(np.sort(h)[-k:].mean()),
+        "entropy_mean": float(ent.mean()),
+        "entropy_max": float(ent.max()),
+        "entropy_topk_mean": float(topk.mean()),
         "margin_mean": float(margin.mean()),
         "margin_min": float(margin.min()),
-        "least_margin": float(1.0 - margin.mean()),
     }
+
+
+def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
+    """Entropy (normalised to 0..1 by log K) and top-2 margin over the failing dies.
+
+    ``probs`` (K, H, W); ``fail`` is a boolean (H, W) mask of failing dies, or a die grid
+    (0/1/2 codes) from which it is taken. A wafer with no failing die has nothing to be
+    uncertain about: all scores are 0 (margins too, so that every score sorts the same way).
+    """
+    sel = fail if fail.dtype == bool else fail == FAIL
+    k = probs.shape[0]
+    p = probs[:, sel]  # (K, n)
+    if p.shape[1] == 0:
+        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
+    ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=0) / math.log(k)
+    t1, t2 = top2(p)
+    return scores_from_entropy_margin(ent, t1 - t2)
 
 
 def tta_disagreement(aligned_probs: Sequence[np.ndarray], dies: np.ndarray) -> dict[str, float]:

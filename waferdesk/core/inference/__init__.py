@@ -9,8 +9,9 @@
 ``onnxruntime`` is imported when a session is made, so importing this package is cheap.
 """
 
+from ..active.scores import UNCERTAINTY_KEYS, uncertainty_scores
 from .cache import PredictionCache
-from .prediction import UNCERTAINTY_KEYS, Prediction, softmax, uncertainty_scores
+from .prediction import Prediction, softmax
 from .providers import (
     PROVIDER_CHOICES,
     SessionInfo,

@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..active.scores import scores_from_entropy_margin, top2
 from ..results import WaferSummary
 from ..taxonomy import IGNORE
 from ..wafer import LabelMask
-
-UNCERTAINTY_KEYS = ("entropy_mean", "entropy_max", "entropy_topk_mean", "margin_mean", "margin_min")
-TOPK_SHARE = 0.1
-"""``entropy_topk_mean`` averages the entropy of the most uncertain 10 % of failing dies (at least one):
-a wafer with one confused pattern among many clear fails still scores high."""
 
 
 def softmax(logits: np.ndarray, axis: int = 0, inplace: bool = False) -> np.ndarray:
@@ -57,48 +53,6 @@ def argmax0(z: np.ndarray) -> np.ndarray:
     return argmax_axis(z, 0)
 
 
-def top2(p: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Largest and second-largest value along ``axis`` (equal when tied)."""
-    pk = np.moveaxis(p, axis, 0)
-    t1 = np.full(pk.shape[1:], -np.inf, dtype=p.dtype)
-    t2 = t1.copy()
-    for k in range(pk.shape[0]):
-        np.maximum(t2, np.minimum(pk[k], t1), out=t2)
-        np.maximum(t1, pk[k], out=t1)
-    return t1, t2
-
-
-def _scores(ent: np.ndarray, margin: np.ndarray) -> dict[str, float]:
-    """Uncertainty scores from the entropies and margins of one wafer's failing dies."""
-    n = ent.size
-    if n == 0:
-        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
-    m = max(1, math.ceil(n * TOPK_SHARE))
-    topk = np.partition(ent, n - m)[n - m :]
-    return {
-        "entropy_mean": float(ent.mean()),
-        "entropy_max": float(ent.max()),
-        "entropy_topk_mean": float(topk.mean()),
-        "margin_mean": float(margin.mean()),
-        "margin_min": float(margin.min()),
-    }
-
-
-def uncertainty_scores(probs: np.ndarray, fail: np.ndarray) -> dict[str, float]:
-    """Entropy (normalised to 0..1 by log K) and top-2 margin over the failing dies.
-
-    ``probs`` (K, H, W), ``fail`` (H, W) bool. A wafer with no failing die has nothing to
-    be uncertain about: all scores are 0.
-    """
-    k = probs.shape[0]
-    p = probs[:, fail]  # (K, n)
-    if p.shape[1] == 0:
-        return dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
-    ent = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=0) / math.log(k)
-    t1, t2 = top2(p)
-    return _scores(ent, t1 - t2)
-
-
 @dataclass
 class GroupOutput:
     """Post-processed arrays of n wafers that share one die-grid placement."""
@@ -125,7 +79,7 @@ def postprocess_group(die_logits: np.ndarray, fail: np.ndarray) -> GroupOutput:
     ent = -(probs * np.log(p)).sum(axis=1) * (1.0 / math.log(k))
     t1, t2 = top2(probs, axis=1)
     margin = t1 - t2
-    unc = [_scores(ent[i][fail[i]], margin[i][fail[i]]) for i in range(n)]
+    unc = [scores_from_entropy_margin(ent[i][fail[i]], margin[i][fail[i]]) for i in range(n)]
     return GroupOutput(labels=labels, probs=probs, counts=counts.astype(np.int64), uncertainty=unc)
 
 
