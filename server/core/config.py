@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     register_default_model: bool = True
     model_path: Path | None = None  # an extra model to register (and activate when none is)
 
+    # -- annotations and the active-learning queue ----------------------------------------
+    # a claimed queue item goes back to the queue when its lease runs out (renew to keep it)
+    queue_lease_seconds: int = Field(30 * 60, ge=5, le=7 * 24 * 3600)
+    # two annotators of one wafer whose mean per-class IoU is below this are flagged for review
+    agreement_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    # an active-learning query scores at most this many unlabelled wafers (newest first)
+    al_max_candidates: int = Field(20_000, ge=1)
+    al_max_batch: int = Field(1000, ge=1)
+
     # -- operation -----------------------------------------------------------------------
     auto_migrate: bool = True
     docs_enabled: bool = True

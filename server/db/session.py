@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,3 +61,22 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def begin_write(session: Session, lock_key: int | None = None) -> None:
+    """Start a transaction that will write, so its reads and writes see one state.
+
+    Whatever the session read before (e.g. the caller's user row) is committed first. On
+    SQLite the new transaction then takes the database's write lock at once (a no-op
+    UPDATE): a transaction that read first and wrote later could otherwise fail with
+    "database is locked" when another writer committed in between (WAL snapshots cannot be
+    upgraded), while one that holds the lock from its start simply waits its turn. On
+    Postgres, ``lock_key`` takes a transaction-level advisory lock (serializing e.g. the
+    numbering of active-learning rounds); row-level races are handled by the statements.
+    """
+    session.commit()
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0")
+    elif lock_key is not None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})

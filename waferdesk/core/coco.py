@@ -8,7 +8,9 @@ all dies of that class (the COCO-Stuff convention: ``iscrowd`` 0, regions may be
 The RLE is exactly what pycocotools writes (column-major run lengths starting with a run of
 zeros, packed as the LEB128-like string of ``maskApi.c``), so the files load with
 ``pycocotools.coco.COCO`` and ``mask.decode``. Pure numpy: the app, the CLI and the server
-share it; :func:`rle_encode` / :func:`rle_decode` are the building blocks for importers.
+share it; :func:`rle_encode` / :func:`rle_decode` are the building blocks of the importer
+(:mod:`waferdesk.core.coco_import`). Images carry ``content_hash`` (and ``lot``, ``wafer_id``,
+``grid_sha256``) so an import finds its wafers again.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def image_entry(image_id: int, wafer: WaferMap) -> dict:
         "notch": wafer.notch,
         "source": wafer.source,
         "grid_sha256": wafer.grid_hash(),
+        "content_hash": wafer.content_hash(),
     }
 
 

@@ -4,6 +4,16 @@ A later issue adds its module (``annotations``, ``queue``, ``exports``, ``traini
 line here; every route in it declares its permission with ``require(...)``.
 """
 
-from . import auth, models, predictions, system, users, wafers
+from . import active_learning, annotations, auth, exports, models, predictions, system, users, wafers
 
-ROUTERS = [system.router, auth.router, users.router, wafers.router, predictions.router, models.router]
+ROUTERS = [
+    system.router,
+    auth.router,
+    users.router,
+    wafers.router,
+    predictions.router,
+    models.router,
+    exports.router,  # before annotations: /annotations/export and /import are not annotation ids
+    annotations.router,
+    active_learning.router,
+]

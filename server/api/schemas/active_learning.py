@@ -1,0 +1,97 @@
+"""Active-learning bodies: the query request, rounds, queue items, claims, statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Strategy = Literal["random", "uncertainty", "diversity", "hybrid"]
+
+
+class QueryIn(BaseModel):
+    strategy: Strategy = "hybrid"
+    batch_size: int = Field(20, ge=1)
+    seed: int = 0
+    score: str | None = Field(
+        None, description="uncertainty score that ranks (default entropy_mean; tta_mutual_info with tta)"
+    )
+    pool_factor: float = Field(4.0, ge=1.0, le=100.0, description="hybrid: diversity among pool_factor x batch")
+    tta: bool = Field(False, description="add disagreement across the 8 symmetries (8 model runs per candidate)")
+    lot: str | None = None
+    product: str | None = None
+    created_from: str | None = Field(None, description="wafers uploaded from (ISO date or datetime)")
+    created_to: str | None = Field(None, description="wafers uploaded until (ISO date: inclusive day)")
+    wafer_ids: list[int] | None = Field(None, description="only these wafers")
+    include_skipped: bool = Field(False, description="also wafers skipped in earlier rounds")
+
+
+class WaferBrief(BaseModel):
+    id: int
+    lot: str
+    wafer_id: str
+    rows: int
+    cols: int
+    n_fail: int
+
+
+class QueueItemOut(BaseModel):
+    id: int
+    round: int
+    wafer: WaferBrief
+    prediction_id: int | None
+    rank: int
+    score: float | None
+    scores: dict[str, float]
+    state: Literal["queued", "claimed", "done", "skipped"] = Field(
+        description="claims with an expired lease read as queued"
+    )
+    claimed_by: int | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    skip_reason: str | None
+    annotation_id: int | None
+    completed_at: datetime | None
+
+
+class MyAnnotation(BaseModel):
+    id: int
+    version: int
+    status: str
+
+
+class ClaimIn(BaseModel):
+    round: int | None = Field(None, description="claim only from this round")
+
+
+class ClaimOut(BaseModel):
+    item: QueueItemOut | None = Field(description="null when nothing is left to claim")
+    my_annotation: MyAnnotation | None = Field(None, description="your live annotation of the item's wafer, if any")
+    lease_seconds: int
+
+
+class SkipIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RoundOut(BaseModel):
+    id: int
+    number: int
+    strategy: str
+    params: dict[str, Any]
+    model_id: int | None
+    model_version: str
+    model_sha256: str
+    metrics: dict[str, Any] | None
+    candidates: int
+    created_by: int | None
+    created_at: datetime
+    items: list[QueueItemOut] | None = None
+
+
+class QueuePage(BaseModel):
+    items: list[QueueItemOut]
+    total: int
+    limit: int
+    offset: int
