@@ -111,6 +111,29 @@ def _database_url(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def create_pg_database(admin: str) -> tuple[str, Callable[[], None]]:
+    """A fresh, empty Postgres database: its URL and a function that drops it."""
+    name = f"waferdesk_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with _pg_connect(admin) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with _pg_connect(admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return _database_url(admin, name), drop
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh Postgres database of its own (migrated by whichever app starts on it), dropped after."""
+    url, drop = create_pg_database(postgres_admin_url)
+    try:
+        yield url
+    finally:
+        drop()
+
+
 # -- databases: one per backend per run ----------------------------------------------------
 @dataclass
 class Database:
@@ -125,16 +148,7 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'waferdesk.db'}"
         drop = None
     else:
-        admin = request.getfixturevalue("postgres_admin_url")
-        name = f"waferdesk_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with _pg_connect(admin) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = _database_url(admin, name)
-
-        def drop() -> None:
-            with _pg_connect(admin) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
+        url, drop = create_pg_database(request.getfixturevalue("postgres_admin_url"))
     engine = make_engine(load_settings(database_url=url, jwt_secret=TEST_SECRET).sqlalchemy_url)
     upgrade(engine)
     try:

@@ -108,9 +108,27 @@ def test_every_route_is_walked_against_the_matrix(client) -> None:
                 assert r.headers.get("x-request-id"), f"{where}: no request id"
             walked.append(f"{method} {route.path}")
     # the walk really covered the API (guards against a test that silently walks nothing)
-    for must in ("POST /wafers", "GET /wafers", "DELETE /wafers/{wafer_id}", "POST /predict", "POST /predict/batch"):
+    for must in (
+        "POST /wafers",
+        "GET /wafers",
+        "DELETE /wafers/{wafer_id}",
+        "POST /predict",
+        "POST /predict/batch",
+        "POST /annotations",
+        "GET /annotations/wafer/{wafer_id}",
+        "PUT /annotations/{annotation_id}",
+        "DELETE /annotations/{annotation_id}",
+        "POST /annotations/{annotation_id}/approve",
+        "POST /annotations/export",
+        "POST /annotations/import",
+        "POST /active-learning/query",
+        "GET /active-learning/queue",
+        "POST /active-learning/queue/claim",
+        "POST /active-learning/queue/{item_id}/skip",
+        "GET /active-learning/stats",
+    ):
         assert must in walked
-    assert len(walked) >= 25, walked
+    assert len(walked) >= 45, walked
 
 
 def test_a_route_without_a_permission_cannot_be_mounted() -> None:

@@ -1,5 +1,6 @@
 """Everything the desktop keeps outside Qt: per-user paths, autosaved drafts, and the interface
-to a WaferDesk server (sign-in, queue, outbox; the HTTP client arrives with the server routes).
+to a WaferDesk server (sign-in, queue, outbox). The HTTP client (:mod:`.api`, httpx) is
+imported on demand: ``from waferdesk.client.api import ServerClient``.
 """
 
 from .drafts import DRAFT, SAVED, Draft, DraftStore

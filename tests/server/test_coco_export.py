@@ -1,0 +1,148 @@
+"""COCO over HTTP (SQLite and Postgres): pycocotools reads the export back to the stored masks,
+export -> import -> export is identical, filters, and imports that are refused whole."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from annotation_helpers import error, rle, seed_wafers
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from server_helpers import bearer, create_user, login
+
+from waferdesk.core.coco import labels_from_annotations
+from waferdesk.core.taxonomy import IGNORE, default_taxonomy
+
+
+@pytest.fixture
+def labelled(client, wafer_file):
+    """5 wafers in two lots; ann labels all, eng approves 4 of them (one stays submitted)."""
+    create_user(client, "ann", "annotator")
+    create_user(client, "eng", "engineer")
+    h = {n: bearer(login(client, n)) for n in ("ann", "eng")}
+    truth = seed_wafers(client, h["eng"], wafer_file(3, seed=41, lot="LOTA", name="a.wdm"))
+    truth |= seed_wafers(client, h["eng"], wafer_file(2, seed=42, lot="LOTB", name="b.wdm"))
+    ids = sorted(truth)
+    for i, wid in enumerate(ids):
+        ann = client.post(
+            "/annotations", json={"wafer_id": wid, "labels": rle(truth[wid]), "submit": True}, headers=h["ann"]
+        ).json()
+        if i < 4:
+            assert (
+                client.post(f"/annotations/{ann['id']}/approve", json={"version": 1}, headers=h["eng"]).status_code
+                == 200
+            )
+    return client, h, truth, ids
+
+
+def _export(client, h, **body):
+    r = client.post("/annotations/export", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _without_date(doc):
+    return {**doc, "info": {k: v for k, v in doc["info"].items() if k != "date_created"}}
+
+
+def test_export_loads_in_pycocotools_and_decodes_to_the_stored_masks(labelled, tmp_path) -> None:
+    client, h, truth, ids = labelled
+    doc = _export(client, h["eng"])  # default: approved
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(doc))
+    coco = COCO(str(path))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(default_taxonomy().names)
+    images = coco.loadImgs(coco.getImgIds())
+    assert [img["wafer_db_id"] for img in images] == ids[:4]
+    for img in images:
+        gt = truth[img["wafer_db_id"]]
+        assert (img["height"], img["width"]) == gt.shape and img["lot"] in ("LOTA", "LOTB")
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))
+        assert sorted(a["category_id"] - 1 for a in anns) == sorted(set(np.unique(gt)) - {IGNORE})
+        for a in anns:  # one annotation per class present, compressed RLE, area, bbox
+            region = coco.annToMask(a).astype(bool)
+            assert np.array_equal(region, gt == a["category_id"] - 1)
+            assert a["area"] == region.sum() and a["bbox"] == list(mask_utils.toBbox(a["segmentation"]))
+            assert isinstance(a["segmentation"]["counts"], str)
+        assert np.array_equal(labels_from_annotations(anns, gt.shape), gt)
+    # the served file is what the stored annotations hold, bit for bit
+    for img in images:
+        stored = client.get(f"/annotations/wafer/{img['wafer_db_id']}", headers=h["eng"]).json()[0]
+        assert stored["ground_truth"]
+
+
+def test_export_filters(labelled) -> None:
+    client, h, _truth, ids = labelled
+    assert [i["wafer_db_id"] for i in _export(client, h["eng"], status="submitted")["images"]] == [ids[4]]
+    assert {i["lot"] for i in _export(client, h["eng"], lot="LOTB")["images"]} == {"LOTB"}
+    assert len(_export(client, h["eng"], date_from="2000-01-01", date_to="2999-12-31")["images"]) == 4
+    assert _export(client, h["eng"], date_to="2000-01-01")["images"] == []
+    assert _export(client, h["eng"], round=1)["images"] == []  # no round queued these wafers
+    r = client.post("/annotations/export", json={"date_from": "yesterday"}, headers=h["eng"])
+    assert r.status_code == 422 and "date_from" in error(r)["message"]
+    assert client.post("/annotations/export", json={}, headers=h["ann"]).status_code == 403
+
+
+def test_export_import_export_is_identical(labelled) -> None:
+    client, h, _truth, ids = labelled
+    first = _export(client, h["eng"])
+    raw = json.dumps(first).encode()
+    r = client.post(
+        "/annotations/import", files={"file": ("c.json", raw)}, data={"status": "approved"}, headers=h["eng"]
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["updated"], r.json()["unchanged"]) == (4, 0, 0)
+    # now each wafer has two approved annotations (ann's, then eng's import): the newest is exported
+    second = _export(client, h["eng"])
+    assert _without_date(second) == _without_date(first)
+    for wid in ids[:4]:
+        anns = client.get(f"/annotations/wafer/{wid}", headers=h["eng"]).json()
+        assert [a["ground_truth"] for a in anns] == [False, True] and anns[1]["annotator"] == "eng"
+    # importing the same again changes nothing
+    r = client.post(
+        "/annotations/import", files={"file": ("c.json", raw)}, data={"status": "approved"}, headers=h["eng"]
+    )
+    assert r.json()["unchanged"] == 4
+    hist = client.get(f"/annotations/{r.json()['annotation_ids'][0]}/history", headers=h["eng"]).json()
+    assert [e["action"] for e in hist] == ["import"]
+
+
+def test_bad_imports_change_nothing(labelled) -> None:
+    client, h, _truth, _ids = labelled
+    doc = _export(client, h["eng"])
+    before = client.get("/annotations", headers=h["eng"]).json()["total"]
+
+    def refused(d, status="submitted"):
+        r = client.post(
+            "/annotations/import",
+            files={"file": ("bad.json", json.dumps(d).encode())},
+            data={"status": status},
+            headers=h["eng"],
+        )
+        assert r.status_code == 422, r.text
+        return error(r)
+
+    # an image of no stored wafer
+    d = json.loads(json.dumps(doc))
+    d["images"][1].update(content_hash="0" * 64, lot="NOPE", wafer_id="W9")
+    e = refused(d)
+    assert "image 2 (NOPE/W9): no stored wafer matches" in e["message"] and e["details"][0]["image"] == "2"
+    # a region on pass dies: the die is named
+    d = json.loads(json.dumps(doc))
+    img = d["images"][0]
+    dies = np.array(client.get(f"/wafers/{img['wafer_db_id']}", headers=h["eng"]).json()["dies"])
+    ann = next(a for a in d["annotations"] if a["image_id"] == img["id"])
+    ann["segmentation"] = {
+        "size": list(dies.shape),
+        "counts": mask_utils.encode(np.asfortranarray((dies == 1).astype(np.uint8)))["counts"].decode(),
+    }
+    assert "pass die at row" in refused(d)["message"]
+    # an unknown class, not JSON at all
+    d = json.loads(json.dumps(doc))
+    d["categories"][0]["name"] = "blob"
+    assert "'blob' is not in the taxonomy" in refused(d)["message"]
+    r = client.post("/annotations/import", files={"file": ("x.json", b"{nope")}, headers=h["eng"])
+    assert r.status_code == 422 and error(r)["code"] == "bad_file"
+    assert client.get("/annotations", headers=h["eng"]).json()["total"] == before
