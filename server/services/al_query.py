@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 AL_LOCK_KEY = 0x57AFA1  # arbitrary, constant: "waferdesk active-learning rounds"
 OPEN_STATES = ("queued", "claimed")
+LOW_IS_UNCERTAIN = frozenset({"margin_mean", "margin_min"})  # every other score: high = unsure
 
 
 @dataclass
@@ -179,6 +180,8 @@ def run_query(session: Session, ctx: ServerContext, user: User, req: QueryReques
             code="invalid_input",
         )
     u = np.array([s.scores[key] for s in pool], dtype=np.float64)
+    if key in LOW_IS_UNCERTAIN:  # a small margin is an unsure model: rank by 1 - margin
+        u = 1.0 - u
     emb = lab = None
     if needs_embeddings:
         if any(s.embedding is None for s in pool):

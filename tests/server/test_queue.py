@@ -70,8 +70,18 @@ def test_query_scores_stored_predictions_and_predicts_the_rest(lab) -> None:
     pool = sorted(rest, key=lambda w: -unc[w]["entropy_mean"])[:4]
     got = [it["wafer"]["id"] for it in rnd3["items"]]
     assert len(set(got)) == 2 and set(got) <= set(pool)
+    # margins rank smallest first (an unsure model), the item keeps the raw margin
+    rest = [w for w in rest if w not in got]
+    rnd4 = _query(client, h["eng"], strategy="uncertainty", batch_size=2, score="margin_mean")
+    assert [it["wafer"]["id"] for it in rnd4["items"]] == sorted(rest, key=lambda w: unc[w]["margin_mean"])[:2]
+    assert rnd4["items"][0]["score"] == pytest.approx(min(unc[w]["margin_mean"] for w in rest))
     rounds = client.get("/active-learning/rounds", headers=h["ann1"]).json()
-    assert [(r["number"], r["strategy"]) for r in rounds] == [(1, "uncertainty"), (2, "random"), (3, "hybrid")]
+    assert [(r["number"], r["strategy"]) for r in rounds] == [
+        (1, "uncertainty"),
+        (2, "random"),
+        (3, "hybrid"),
+        (4, "uncertainty"),
+    ]
 
 
 def test_query_errors(lab, app_factory) -> None:
