@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile, status
 from sqlalchemy import select
 
-from ...core.errors import UnprocessableError
 from ...core.permissions import Permission
 from ...db.models import Prediction, User
 from ...services import wafers as svc
+from ..dates import parse_when
 from ..deps import CtxDep, SessionDep, require
 from ..schemas.common import error_responses
 from ..schemas.predictions import PredictionSummary
@@ -26,23 +25,6 @@ from ..schemas.wafers import (
 )
 
 router = APIRouter(prefix="/wafers", tags=["wafers"])
-
-
-def _when(value: str | None, field: str, end: bool = False) -> datetime | None:
-    """ISO date (``2026-03-01``: the whole day) or datetime; naive means UTC."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time.min, UTC)
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise UnprocessableError(
-            f"query field {field}: {value!r} is not an ISO date (2026-03-01) or datetime (2026-03-01T12:00:00Z)",
-            code="invalid_input",
-        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 @router.post(
@@ -90,8 +72,8 @@ def list_wafers(
         lot=lot,
         product=product,
         verdict=verdict,
-        created_from=_when(created_from, "created_from"),
-        created_to=_when(created_to, "created_to", end=True),
+        created_from=parse_when(created_from, "created_from"),
+        created_to=parse_when(created_to, "created_to", end=True),
     )
     rows, total = svc.list_wafers(session, flt, limit, offset)
     return WaferPage(items=[wafer_out(w, p) for w, p in rows], total=total, limit=limit, offset=offset)
