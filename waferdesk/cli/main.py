@@ -16,7 +16,16 @@ from .. import __version__
 from ..core.errors import WaferDeskError
 
 # module name under waferdesk.cli -> registered by its register(subparsers)
-COMMAND_MODULES = ("synth_cmd", "predict_cmd", "realism_cmd", "app_cmd", "bench_app_cmd")
+COMMAND_MODULES = (
+    "synth_cmd",
+    "predict_cmd",
+    "realism_cmd",
+    "app_cmd",
+    "bench_app_cmd",
+    "train_cmd",
+    "export_cmd",
+    "evaluate_cmd",
+)
 
 
 class MissingExtraError(WaferDeskError):
