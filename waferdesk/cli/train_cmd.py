@@ -21,13 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run-dir", type=Path, required=True, help="run directory (created; holds everything)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+    p.add_argument("--encoder", default=d.encoder, help=f"smp encoder (default {d.encoder}; resnet18/34: experiments)")
     p.add_argument(
-        "--encoder", default=d.encoder, help=f"smp encoder (default {d.encoder}; resnet18/34: experiments)"
+        "--steps", type=int, help=f"optimizer steps (default {d.steps}); with --resume: a new length (cosine runs)"
     )
-    p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="wafers per batch at 64x64 (fewer on larger)")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--schedule", choices=("onecycle", "cosine"), default=d.schedule)
+    p.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule, help="lr schedule (warmup first)")
     p.add_argument("--min-size", type=int, default=d.min_size, help="smallest wafer, dies across")
     p.add_argument("--max-size", type=int, default=d.max_size, help="largest wafer, dies across")
     p.add_argument("--seed", type=int, default=TRAIN_SEED, help=f"training data / torch seed (default {TRAIN_SEED})")
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ml.config import TrainConfig
     from ..ml.train import train
 
+    new_steps = args.steps
+    args.steps = args.steps or TrainConfig().steps
     if args.steps < 1 or args.batch_size < 1:
         raise WaferDeskError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(
             f"--seed and --val-seed must differ (both {cfg.seed}): validate on wafers never trained on"
         )
-    summary = train(cfg, args.run_dir, resume=args.resume)
+    summary = train(cfg, args.run_dir, resume=args.resume, new_steps=new_steps if args.resume else None)
     best = summary.get("best") or {}
     print(
         f"trained {summary['steps']} steps ({summary['wafers_seen']} wafers) in {summary['train_time_s'] / 60:.1f} min "

@@ -24,7 +24,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: float = 0.05  # share of the steps spent warming up (OneCycle pct_start)
-    schedule: str = "onecycle"  # or "cosine"
+    schedule: str = "cosine"  # linear warmup + cosine decay; or "onecycle"
     dice_weight: float = 0.5
     class_weights: list[float] | None = None  # None: from the training data's class frequencies
     min_size: int = 15  # wafer diameters in dies (the generator's size_range)

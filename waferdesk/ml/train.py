@@ -168,8 +168,13 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
+    new_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the run's summary (also in ``summary.json``)."""
+    """Train (or resume) a run; returns the run's summary (also in ``summary.json``).
+
+    ``new_steps`` (resume only, cosine schedule only) changes the run's length: the cosine
+    curve is re-stretched from the current step, so a slow machine can end a run sooner.
+    """
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ck: dict[str, Any] | None = None
@@ -183,6 +188,21 @@ def train(
         saved = TrainConfig(**{k: v for k, v in ck["config"].items() if k in asdict(cfg)})
         # a resumed run keeps its recipe (the schedule's length included); only where it runs may change
         saved.device, saved.threads = cfg.device, cfg.threads
+        if new_steps and new_steps != saved.steps:
+            if saved.schedule != "cosine":
+                from waferdesk.core.errors import WaferDeskError
+
+                raise WaferDeskError(
+                    f"{run}: a {saved.schedule} schedule has a fixed length; only cosine runs can change"
+                )
+            if new_steps <= int(ck["step"]):
+                from waferdesk.core.errors import WaferDeskError
+
+                raise WaferDeskError(f"{run}: already at step {ck['step']}; --steps must be larger")
+            saved.extra.setdefault("steps_changed", []).append(
+                {"at_step": int(ck["step"]), "from": saved.steps, "to": new_steps}
+            )
+            saved.steps = new_steps
         cfg = saved
     device = pick_device(cfg.device)
     if cfg.threads:
