@@ -67,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise WaferDeskError(f"--batch-size must be at least 1, got {args.batch_size}")
     model = args.model or default_model_path()
-    records = read_labelled(args.data)
+    if not Path(model).is_file():
+        from ..core.errors import ModelError
+
+        raise ModelError(f"{model}: model file not found" + ("" if args.model else " (the shipped default model)"))
     real_path = _real_path(args.real)
+    records = read_labelled(args.data)
     real = load_wm811k(real_path) if real_path else []
     if args.limit > 0:
         records, real = records[: args.limit], real[: args.limit]
