@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "bench_app_cmd",
     "model_cmd",
     "bench_cmd",
+    "train_cmd",
+    "export_cmd",
+    "evaluate_cmd",
 )
 
 

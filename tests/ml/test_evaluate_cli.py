@@ -1,0 +1,71 @@
+"""`waferdesk evaluate` through the ONNX model, as users run it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from waferdesk.cli import main
+from waferdesk.core.formats import write_wdm
+from waferdesk.core.inference import Segmenter
+from waferdesk.core.synth import SynthConfig, generate_record
+from waferdesk.core.taxonomy import default_taxonomy
+from waferdesk.ml.evaluate import synthetic_metrics
+
+
+def _test_file(tmp_path: Path, n: int = 12) -> tuple[Path, list]:
+    recs = [generate_record(303, i, SynthConfig(size_range=(15, 60))) for i in range(n)]
+    return write_wdm(tmp_path / "test.wdm", recs), recs
+
+
+def test_evaluate_json_has_synthetic_and_real_numbers(tiny_onnx: Path, tmp_path: Path, real_data_path, capsys) -> None:
+    data, recs = _test_file(tmp_path)
+    out = tmp_path / "report"
+    args = ["--model", str(tiny_onnx), "--data", str(data), "--real", str(real_data_path), "--limit", "40"]
+    code = main(["evaluate", *args, "--json", "--out", str(out)])
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert set(r["class_iou"]) == set(default_taxonomy().names)
+    assert 0 <= r["miou"] <= 1 and r["synthetic"]["n_wafers"] == len(recs)
+    assert r["real"]["n_wafers"] == 40 and 0 <= r["real_macro_f1"] <= 1 and 0 <= r["real_accuracy"] <= 1
+    # the numbers are those of the engine's own predictions on the same wafers
+    seg = Segmenter(tiny_onnx, cache=False)
+    from waferdesk.ml.evaluate import Predicted
+
+    preds = [Predicted(p.mask, p.summary.verdict) for p in seg.predict_many([x.wafer for x in recs])]
+    assert synthetic_metrics(recs, preds)["class_iou"] == r["class_iou"]
+    for name in ("metrics.json", "confusion_synthetic.png", "confusion_real.png", "confusion_real.json"):
+        assert (out / name).is_file(), name
+    cm = json.loads((out / "confusion_real.json").read_text())
+    assert np.array(cm["counts"]).sum() == 40
+
+
+def test_evaluate_records_metrics_in_the_card(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from waferdesk.core.modelcard import card_path_for, load_model_card
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_onnx, model)
+    shutil.copy(card_path_for(tiny_onnx), card_path_for(model))
+    data, _ = _test_file(tmp_path, 4)
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--real", "none", "--record"]) == 0
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "not evaluated" in text
+    card = load_model_card(model)  # sha still matches: only the card changed
+    assert card.metrics["test"]["synthetic"]["n_wafers"] == 4 and card.metrics["test"]["miou"] is not None
+
+
+def test_evaluate_refuses_unlabelled_or_missing_files(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    from waferdesk.core.formats import write_wafers
+
+    plain = write_wafers(tmp_path / "plain.wdm", [generate_record(1, 0).wafer])
+    assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(plain), "--real", "none"]) == 2
+    assert "no wafer with a label mask" in capsys.readouterr().err
+    data, _ = _test_file(tmp_path, 2)
+    assert main(["evaluate", "--model", str(tiny_onnx), "--data", str(data), "--real", str(tmp_path / "x.npz")]) == 2
+    assert "x.npz: real-data file not found" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "none.onnx"), "--data", str(data), "--real", "none"]) == 2
+    assert "none.onnx: model file not found" in capsys.readouterr().err

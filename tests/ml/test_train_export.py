@@ -1,0 +1,123 @@
+"""Training a tiny model, exporting it and loading its card: the whole path, on CPU, in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from waferdesk.cli import main
+from waferdesk.core.encoding import CHANNELS, ENCODING_VERSION
+from waferdesk.core.modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, card_path_for, load_model_card
+from waferdesk.core.synth import generate_record
+from waferdesk.core.taxonomy import default_taxonomy
+from waferdesk.ml.data import load_wm811k
+from waferdesk.ml.export import agreement, export_onnx, onnx_session
+from waferdesk.ml.model import build_from_card
+from waferdesk.ml.train import load_checkpoint_model
+
+
+def test_run_directory_holds_config_checkpoints_metrics_and_curves(tiny_run: Path) -> None:
+    for name in ("config.json", "last.pt", "best.pt", "metrics.json", "train_log.json", "curves.png", "summary.json"):
+        assert (tiny_run / name).is_file(), name
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["encoder"] == "resnet18" and len(cfg["class_weights"]) == len(default_taxonomy())
+    assert cfg["extra"]["synth_sha256"] and len(cfg["extra"]["synth_sha256"]) == 64
+    history = json.loads((tiny_run / "metrics.json").read_text())
+    assert [h["step"] for h in history] == [2, 4]
+    for h in history:
+        assert set(h["val"]["class_iou"]) == set(default_taxonomy().names)
+        assert 0 <= h["val"]["miou"] <= 1 and h["lr"] > 0 and np.isfinite(h["val_loss"])
+
+
+def test_exported_model_and_card(tiny_onnx: Path) -> None:
+    card = load_model_card(tiny_onnx)  # compatible, sha256 verified
+    assert card.encoding_version == ENCODING_VERSION and card.channels == list(CHANNELS)
+    assert card.classes == list(default_taxonomy().names)
+    assert card.onnx["opset"] >= 17 and card.onnx["precision"] == "fp32" and card.onnx["embedding_dim"] == 512
+    assert card.training["data"]["generator_seed"] == 101 and card.training["data"]["synth_sha256"]
+    assert card.metrics["validation"]["synthetic"]["miou"] is not None
+    m = onnx.load(str(tiny_onnx))
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in m.graph.initializer)
+    assert [i.name for i in m.graph.input] == [INPUT_NAME]
+    assert [o.name for o in m.graph.output] == [OUTPUT_SCORES, OUTPUT_EMBEDDING]
+    assert max(op.version for op in m.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    sess = onnx_session(tiny_onnx)
+    for n, h, w in ((1, 64, 64), (3, 96, 160), (2, 224, 192)):  # dynamic batch and spatial axes
+        x = np.zeros((n, len(CHANNELS), h, w), np.float32)
+        logits, emb = sess.run(None, {INPUT_NAME: x})
+        assert logits.shape == (n, 8, h, w) and emb.shape == (n, 512) and logits.dtype == np.float32
+        assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)  # L2-normalised embedding
+
+
+def test_export_agrees_with_torch_on_synthetic_and_real_maps(tiny_run: Path, tmp_path: Path, real_data_path) -> None:
+    model, _ = load_checkpoint_model(tiny_run / "best.pt")
+    rng = np.random.default_rng(0)
+    synth = [generate_record(4242, int(i)).wafer.dies for i in rng.choice(500, 6, replace=False)]
+    real = [w.dies for w in load_wm811k(real_data_path, [0, 17, 400, 2500, 9000, 12000])]
+    fp32 = export_onnx(model, tmp_path / "m32.onnx")
+    fp16 = export_onnx(model, tmp_path / "m16.onnx", fp16=True)
+    assert fp32["precision"] == "fp32" and fp16["precision"] == "fp16-weights"
+    assert (tmp_path / "m16.onnx").stat().st_size < 0.55 * (tmp_path / "m32.onnx").stat().st_size
+    for grids in (synth, real):
+        a32 = agreement(model, tmp_path / "m32.onnx", grids)
+        assert a32["max_abs_logit_diff"] < 1e-3 and a32["argmax_agreement"] == 1.0, a32
+        assert a32["failing_dies"] > 100
+        a16 = agreement(model, tmp_path / "m16.onnx", grids)
+        assert a16["argmax_agreement"] > 0.99, a16
+
+
+def test_build_from_card_rebuilds_the_network(tiny_onnx: Path, tiny_run: Path) -> None:
+    card = load_model_card(tiny_onnx)
+    random_init = build_from_card(card)
+    assert random_init.encoder_name == "resnet18" and not random_init.training
+    trained = build_from_card(card, weights=tiny_run / "best.pt")
+    x, _ = generate_record(5, 0).wafer.dies, None
+    from waferdesk.core.encoding import encode_batch
+
+    enc, _ = encode_batch([x])
+    with torch.no_grad():
+        logits, _ = trained(torch.from_numpy(enc))
+    out, _ = onnx_session(tiny_onnx).run(None, {INPUT_NAME: enc})
+    assert np.abs(out - logits.numpy()).max() < 1e-3
+
+
+def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_train_args: list[str]) -> None:
+    """4 steps straight == 2 steps, killed during step 3, resumed to 4 (stream and optimizer restored)."""
+    import waferdesk.ml.train as tr
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", "--run-dir", str(straight), *tiny_train_args]) == 0
+    real_next = tr.SynthStream.__next__
+    batches = {"n": 0}
+
+    def dies_during_step_3(self):
+        batches["n"] += 1
+        if batches["n"] == 3:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(tr.SynthStream, "__next__", dies_during_step_3)
+    assert main(["train", "--run-dir", str(split), *tiny_train_args]) == 130  # interrupted
+    assert torch.load(split / "last.pt", weights_only=False)["step"] == 2
+    monkeypatch.setattr(tr.SynthStream, "__next__", real_next)
+    assert main(["train", "--run-dir", str(split), "--resume"]) == 0
+    a = torch.load(straight / "last.pt", weights_only=False)
+    b = torch.load(split / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 4 and a["stream"] == b["stream"]
+    assert [h["step"] for h in b["history"]] == [2, 4]
+    for k, v in a["model"].items():
+        assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
+    assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "no such run directory or checkpoint" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 2
+    assert "no last.pt" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--seed", "5", "--val-seed", "5"]) == 2
+    assert not card_path_for(tmp_path / "m.onnx").exists()

@@ -1,0 +1,370 @@
+"""Training: endless synthetic batches, AdamW + one-cycle schedule, checkpoints, early stopping.
+
+A run directory holds everything about one run:
+- ``config.json``   the :class:`~waferdesk.ml.config.TrainConfig` (class weights filled in)
+- ``last.pt``       model + optimizer + schedule + data-stream state (resume from here)
+- ``best.pt``       weights of the best evaluation so far (by synthetic validation mIoU)
+- ``metrics.json``  one entry per evaluation ("epoch" = ``eval_every`` steps: the data is
+                    endless): loss, lr, per-class IoU, mIoU, verdict accuracy, and the wafer-level
+                    accuracy / macro-F1 on a fixed subset of real WM-811K maps
+- ``train_log.json`` loss and lr every few steps; ``curves.png`` the training curves.
+
+The real-map numbers are watched, never trained on, and never used to pick the checkpoint
+(``select_on`` = synthetic validation mIoU), so the real score stays an honest measure of how
+realistic the generator is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from waferdesk.core.encoding import canvas_for, decode, encode_batch, encode_labels
+from waferdesk.core.records import WaferRecord
+from waferdesk.core.synth import SynthConfig
+from waferdesk.core.taxonomy import IGNORE
+from waferdesk.core.wafer import FAIL, LabelMask, WaferMap
+
+from .config import TrainConfig
+from .data import (
+    RecordBatches,
+    StreamState,
+    SynthStream,
+    batch_for,
+    load_wm811k,
+    read_labelled,
+    stratified_subset,
+    synthetic_set,
+    wm811k_labels,
+)
+from .evaluate import Predicted, predicted_from_mask, real_metrics, synthetic_metrics
+from .fingerprint import git_commit, synth_source_sha256
+from .losses import SegLoss, class_frequencies, class_weights_from
+from .model import WaferUnet, build_model
+from .predict import predict
+
+LOG_EVERY = 5
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype, or None for fp32. On CPU autocast is off unless asked for: bf16 autocast
+    measured ~18x SLOWER than fp32 on this machine's CPU (no native bf16 matrix units)."""
+    mode = cfg.amp
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def synth_config(cfg: TrainConfig) -> SynthConfig:
+    return SynthConfig(size_range=(cfg.min_size, cfg.max_size))
+
+
+def _param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=cfg.lr,
+            total_steps=max(2, cfg.steps),
+            pct_start=max(0.01, cfg.warmup),
+            div_factor=20.0,
+            final_div_factor=200.0,
+            cycle_momentum=False,
+        )
+    warm = max(1, int(cfg.warmup * cfg.steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, cfg.steps - warm)
+        return 0.005 + 0.995 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    records: Sequence[WaferRecord],
+    loss_fn: SegLoss,
+    device: torch.device,
+    batch_size: int,
+) -> tuple[float, list[Predicted]]:
+    """Validation loss (pixel-weighted mean) and predictions, in one pass, per canvas."""
+    model.eval()
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[canvas_for(r.wafer.shape)].append(i)
+    preds: list[Predicted | None] = [None] * len(records)
+    total, weight = 0.0, 0
+    for canvas, idx in groups.items():
+        step = batch_for(canvas, batch_size, 1) * 2
+        for s in range(0, len(idx), step):
+            chunk = [records[i] for i in idx[s : s + step]]
+            x, places = encode_batch([r.wafer.dies for r in chunk])
+            y = np.stack([encode_labels(r.mask.labels, p, IGNORE) for r, p in zip(chunk, places, strict=True)])  # type: ignore[union-attr]
+            logits, _ = model(torch.from_numpy(x).to(device))
+            loss, _ = loss_fn(logits, torch.from_numpy(y).to(device))
+            n = int((y != IGNORE).sum())
+            total += float(loss) * n
+            weight += n
+            out = logits.float().cpu().numpy()
+            for j, rec in enumerate(chunk):
+                z = decode(out[j], places[j])
+                lab = np.where(rec.wafer.dies == FAIL, z.argmax(axis=0), IGNORE).astype(np.uint8)
+                preds[idx[s + j]] = predicted_from_mask(rec.wafer, LabelMask(lab))
+    model.train()
+    return total / max(1, weight), preds  # type: ignore[return-value]
+
+
+def _save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_checkpoint_model(path: str | Path, device: str = "cpu") -> tuple[WaferUnet, dict[str, Any]]:
+    """A network and its checkpoint dict from ``best.pt`` / ``last.pt`` (weights only are used)."""
+    ck = torch.load(str(path), map_location=device, weights_only=False)
+    cfg = ck.get("config", {})
+    model = build_model(cfg.get("encoder", "resnet50"))
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck
+
+
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+    new_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a run; returns the run's summary (also in ``summary.json``).
+
+    ``new_steps`` (resume only, cosine schedule only) changes the run's length: the cosine
+    curve is re-stretched from the current step, so a slow machine can end a run sooner.
+    """
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ck: dict[str, Any] | None = None
+    if resume:
+        last = run / "last.pt"
+        if not last.is_file():
+            from waferdesk.core.errors import WaferDeskError
+
+            raise WaferDeskError(f"{run}: no last.pt to resume from")
+        ck = torch.load(str(last), map_location="cpu", weights_only=False)
+        saved = TrainConfig(**{k: v for k, v in ck["config"].items() if k in asdict(cfg)})
+        # a resumed run keeps its recipe (the schedule's length included); only where it runs may change
+        saved.device, saved.threads = cfg.device, cfg.threads
+        if new_steps and new_steps != saved.steps:
+            if saved.schedule != "cosine":
+                from waferdesk.core.errors import WaferDeskError
+
+                raise WaferDeskError(
+                    f"{run}: a {saved.schedule} schedule has a fixed length; only cosine runs can change"
+                )
+            if new_steps <= int(ck["step"]):
+                from waferdesk.core.errors import WaferDeskError
+
+                raise WaferDeskError(f"{run}: already at step {ck['step']}; --steps must be larger")
+            saved.extra.setdefault("steps_changed", []).append(
+                {"at_step": int(ck["step"]), "from": saved.steps, "to": new_steps}
+            )
+            saved.steps = new_steps
+        cfg = saved
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % (2**32))
+    scfg = synth_config(cfg)
+    if cfg.class_weights is None:
+        cfg.class_weights = class_weights_from(class_frequencies(cfg.seed, scfg))
+    sha = synth_source_sha256()
+    if cfg.extra.setdefault("synth_sha256", sha) != sha:  # the generator changed under a resumed run
+        cfg.extra.setdefault("synth_sha256_resumed", []).append(sha)
+    cfg.extra.setdefault("git_commit", git_commit())
+    cfg.save(run / "config.json")
+
+    model = build_model(cfg.encoder).to(device)
+    if cfg.init_from and ck is None:
+        init, _ = load_checkpoint_model(cfg.init_from)
+        model.load_state_dict(init.state_dict())
+    loss_fn = SegLoss(cfg.class_weights, cfg.dice_weight).to(device)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    sched = make_scheduler(opt, cfg)
+    adt = amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=adt == torch.float16)
+
+    if cfg.data:
+        stream: SynthStream | RecordBatches = RecordBatches(
+            read_labelled(cfg.data), cfg.seed, cfg.batch_size, cfg.min_batch
+        )
+    else:
+        stream = SynthStream(cfg.seed, scfg, cfg.batch_size, cfg.min_batch)
+    val = synthetic_set(cfg.val_seed, cfg.val_count, scfg)
+    real: list[WaferMap] = []
+    if cfg.real_path and Path(cfg.real_path).is_file():
+        idx = stratified_subset(wm811k_labels(cfg.real_path), cfg.real_per_label, seed=0)
+        real = load_wm811k(cfg.real_path, idx)
+
+    step, history, train_log, best, elapsed = 0, [], [], -1.0, 0.0
+    bad_evals = 0
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if "scaler" in ck:
+            scaler.load_state_dict(ck["scaler"])
+        stream.state = StreamState.from_json(ck["stream"])
+        step, history, train_log = ck["step"], ck["history"], ck["train_log"]
+        best, bad_evals, elapsed = ck["best"], ck.get("bad_evals", 0), ck.get("elapsed", 0.0)
+        log(f"resumed {run} at step {step}/{cfg.steps}")
+
+    def state(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        d = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict(),
+            "stream": stream.state.to_json(),
+            "step": step,
+            "history": history,
+            "train_log": train_log,
+            "best": best,
+            "bad_evals": bad_evals,
+            "elapsed": elapsed + (time.perf_counter() - t_start),
+            "config": asdict(cfg),
+            "architecture": model.architecture(),
+        }
+        d.update(extra or {})
+        return d
+
+    def evaluate_now() -> dict[str, Any]:
+        nonlocal best, bad_evals
+        t0 = time.perf_counter()
+        vloss, preds = validate(model, val, loss_fn, device, cfg.batch_size)
+        entry: dict[str, Any] = {
+            "epoch": len(history) + 1,
+            "step": step,
+            "wafers_seen": stream.state.next_index,
+            "time_s": round(elapsed + time.perf_counter() - t_start, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "train_loss": float(np.mean([t["loss"] for t in train_log[-50:]])) if train_log else None,
+            "val_loss": vloss,
+            "val": {k: v for k, v in synthetic_metrics(val, preds).items() if k != "confusion"},
+        }
+        if real:
+            r = real_metrics(real, predict(model, real, cfg.batch_size, device))
+            entry["real"] = {k: v for k, v in r.items() if k != "confusion"}
+        entry["eval_s"] = round(time.perf_counter() - t0, 1)
+        history.append(entry)
+        score = entry["val"]["miou"] or 0.0
+        if score > best:
+            best, bad_evals = score, 0
+            _save({"model": model.state_dict(), "step": step, "metrics": entry, "config": asdict(cfg),
+                   "architecture": model.architecture()}, run / "best.pt")  # fmt: skip
+        else:
+            bad_evals += 1
+        _write_json(run / "metrics.json", history)
+        _write_json(run / "train_log.json", train_log)
+        try:
+            from .plots import plot_curves
+
+            plot_curves(history, train_log, run / "curves.png", f"{cfg.encoder} U-Net, run {run.name}")
+        except Exception as exc:  # a plotting problem must not kill hours of training
+            log(f"curves.png not written: {exc}")
+        msg = f"step {step}: val loss {vloss:.4f}, mIoU {entry['val']['miou']}"
+        if real:
+            msg += f", real acc {entry['real']['accuracy']}, macro-F1 {entry['real']['macro_f1']}"
+        log(msg)
+        return entry
+
+    from tqdm import tqdm
+
+    model.train()
+    t_start = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not show_progress, dynamic_ncols=True)
+    stopped_early = False
+    window: list[float] = []
+    while step < cfg.steps:
+        x, y = next(stream)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        with torch.autocast(device.type, dtype=adt or torch.float32, enabled=adt is not None):
+            logits, _ = model(xt)
+        loss, parts = loss_fn(logits, yt)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        step += 1
+        window.append(float(loss.detach()))
+        if step % LOG_EVERY == 0 or step == cfg.steps:
+            train_log.append(
+                {"step": step, "loss": float(np.mean(window)), **parts, "lr": opt.param_groups[0]["lr"],
+                 "canvas": list(x.shape[2:]), "t": round(elapsed + time.perf_counter() - t_start, 1)}
+            )  # fmt: skip
+            window = []
+        bar.set_postfix(loss=f"{train_log[-1]['loss']:.4f}" if train_log else "-", canvas=f"{x.shape[2]}x{x.shape[3]}")
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            evaluate_now()
+            _save(state(), run / "last.pt")
+            if bad_evals >= cfg.patience:
+                log(f"early stop at step {step}: no better validation mIoU for {bad_evals} evaluations")
+                stopped_early = True
+                break
+        elif step % cfg.ckpt_every == 0:
+            _save(state(), run / "last.pt")
+    bar.close()
+    total_s = elapsed + time.perf_counter() - t_start
+    summary = {
+        "run": str(run),
+        "steps": step,
+        "wafers_seen": stream.state.next_index,
+        "train_time_s": round(total_s, 1),
+        "stopped_early": stopped_early,
+        "best_val_miou": best,
+        "best": next((h for h in history if h["val"]["miou"] == best), None),
+        "last": history[-1] if history else None,
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    _write_json(run / "summary.json", summary)
+    return summary
