@@ -8,6 +8,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ..client.drafts import DraftStore
@@ -38,6 +39,9 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("WaferDesk")
     app.setOrganizationName("WaferDesk")
+    icon = resource_path("icons", "waferdesk.png")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     apply_theme(app)  # type: ignore[arg-type]
     return app  # type: ignore[return-value]
 

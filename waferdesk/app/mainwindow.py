@@ -27,6 +27,7 @@ from .. import __version__
 from ..client.drafts import DraftStore
 from ..client.paths import config_dir
 from ..client.work import LocalSession, WorkClient
+from ..core.buildinfo import build_info
 from ..core.taxonomy import IGNORE, default_taxonomy
 from .actions import MENUS, UNDO_KEYS, ShortcutsDialog, build_actions
 from .autosave import Autosaver
@@ -231,8 +232,15 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         self.readout = self.page.readout  # under the map, where the eye is
         self.draft_label = QLabel("")
         self.model_label = QLabel("Model: loading…")
+        info = build_info()  # which ONNX Runtime this installation carries: the CPU or the GPU variant
+        self.build_label = QLabel(f"{info.variant.upper()} build")
+        self.build_label.setToolTip(
+            f"WaferDesk {info.version}, {info.variant} variant ({info.onnxruntime}; "
+            f"{'bundle built ' + info.built_at if info.built_at else info.source})"
+        )
         sb.addPermanentWidget(self.draft_label)
         sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.build_label)
 
     def _connect(self) -> None:
         self.browser.current_entry_changed.connect(self.open_entry)

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "export_cmd",
     "evaluate_cmd",
 )
+SELF_TEST = "--self-test"
 
 
 class MissingExtraError(WaferDeskError):
@@ -51,18 +52,38 @@ def build_parser() -> argparse.ArgumentParser:
         prog="waferdesk",
         description="Find, attribute and label defect patterns on wafer maps.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and runtime, then exit")
+    parser.add_argument(
+        "--version", action="store_true", help="print the version, variant and execution provider, then exit"
+    )
+    parser.add_argument(
+        SELF_TEST, dest="self_test_shortcut", action="store_true", help="same as `app --self-test` (see `app --help`)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
-def version_text() -> str:
-    return f"waferdesk {__version__}"
+def version_text(probe: bool = True) -> str:
+    """Version, variant (cpu/gpu bundle or install) and the execution provider that really starts."""
+    from ..core.buildinfo import build_info, probe_provider
+
+    info = build_info()
+    where = "bundle" if info.frozen else "Python install"
+    lines = [f"waferdesk {__version__} ({info.variant} variant, {where}; {info.onnxruntime})"]
+    if probe:
+        try:
+            provider, note = probe_provider()
+            lines.append(f"execution provider: {provider} ({note})")
+        except ImportError as exc:
+            lines.append(f"execution provider: none (onnxruntime not importable: {exc})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in[:1] == [SELF_TEST]:  # `waferdesk --self-test ...` is short for `waferdesk app --self-test ...`
+        argv = ["app", *args_in]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

@@ -1,0 +1,31 @@
+"""The self-test's proof that a wafer is on screen, checked against a view that shows nothing;
+and the status bar's variant label."""
+
+from __future__ import annotations
+
+import pytest
+
+from waferdesk.app.selftest import SelfTestError, check_drawn
+
+
+def test_check_drawn_sees_the_wafer_and_not_an_empty_view(qtbot, window, wafer_file) -> None:
+    window.open_paths([wafer_file])
+    found = {}
+
+    def drawn() -> bool:  # the view's range settles over a few event-loop turns
+        try:
+            found.update(check_drawn(window))
+        except SelfTestError:
+            return False
+        return True
+
+    qtbot.waitUntil(drawn, timeout=10000)
+    assert found["pass"]["pixels"] > 100 and found["fail"]["pixels"] > 0
+    window.view.image.setVisible(False)  # the picture is there, but nothing draws it
+    with pytest.raises(SelfTestError, match="not on screen"):
+        check_drawn(window)
+
+
+def test_status_bar_names_the_build_variant(window) -> None:
+    assert window.build_label.text() == "CPU build"
+    assert "onnxruntime" in window.build_label.toolTip()
