@@ -63,9 +63,11 @@ if ! WAFERDESK_VARIANT="$VARIANT" "$VENV/bin/pyinstaller" --noconfirm --clean --
   exit 1
 fi
 # known, harmless warnings: icons are for Windows/macOS, Windows DLLs named in platformdirs,
-# the GTK theme plugin (dropped by the spec), pyqtgraph's OpenGL part (excluded)
+# the GTK theme plugin (dropped by the spec), TensorRT's libraries (not shipped: the gpu bundle
+# runs CUDA), pyqtgraph's OpenGL part (excluded)
 grep -v -e "Ignoring icon; supported only on Windows" -e "required via ctypes not found" \
-  -e "dependency of .*libqgtk3.so" -e "Failed to collect submodules for 'pyqtgraph.opengl'" "$PYI_LOG" || true
+  -e "dependency of .*libqgtk3.so" -e "dependency of .*libonnxruntime_providers_tensorrt.so" \
+  -e "Failed to collect submodules for 'pyqtgraph.opengl'" "$PYI_LOG" || true
 BUNDLE="$WORK/dist/WaferDesk"
 [[ -x "$BUNDLE/WaferDesk" ]] || { echo "PyInstaller did not produce $BUNDLE/WaferDesk" >&2; exit 1; }
 cp packaging/linux/install-desktop-entry.sh "$BUNDLE/"
@@ -94,6 +96,6 @@ T1=$(date +%s)
 echo
 echo "== $NAME"
 echo "archive: dist/$NAME.tar.gz ($ARCHIVE_MB MB; unpacks to $TOP/)"
-grep -e '^size:' -e '^scanned' -e 'default model' "$CHECK_LOG" || true
+grep -e '^size:' -e '^scanned' -e '^runs on:' -e 'default model' "$CHECK_LOG" || true
 cat "$START_LOG"
 echo "build time: $(( (T1 - T0) / 60 )) min $(( (T1 - T0) % 60 )) s (environment, PyInstaller, check, archive, start-up runs)"

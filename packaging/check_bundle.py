@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,6 +106,25 @@ def required_files(bundle: Path, variant: str, windows: bool) -> dict[str, list[
     return need
 
 
+def glibc_needed(bundle: Path) -> str | None:
+    """The newest glibc symbol version any binary of the bundle needs (Linux; None without objdump).
+
+    PyInstaller copies the build machine's own libraries (libpython, libstdc++, libX11...), so
+    the bundle runs on Linux systems whose glibc is at least this version.
+    """
+    objdump = shutil.which("objdump")
+    if not objdump or sys.platform != "linux":
+        return None
+    newest: tuple[int, ...] = ()
+    for path in bundle.rglob("*"):
+        if not path.is_file() or path.is_symlink() or not (".so" in path.name or path.name == "WaferDesk"):
+            continue
+        out = subprocess.run([objdump, "-T", str(path)], check=False, capture_output=True, text=True).stdout
+        for match in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", out):
+            newest = max(newest, tuple(int(x) for x in match.split(".")))
+    return ".".join(map(str, newest)) if newest else None
+
+
 def bundle_size(bundle: Path) -> int:
     return sum(p.lstat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -155,9 +177,17 @@ def main(argv: list[str] | None = None) -> int:
             "and runs a model only when given one (--model) ***"
         )
 
+    if not args.windows:
+        glibc = glibc_needed(bundle)
+        print(
+            f"runs on: x86_64 Linux with glibc >= {glibc or 'unknown (objdump not installed)'} "
+            "(the build machine's libraries travel in the bundle)"
+        )
     size_mb = bundle_size(bundle) / 1e6
-    budget = f" (budget {args.budget_mb:.0f} MB: {'OK' if size_mb <= args.budget_mb else 'OVER BUDGET'})"
-    print(f"size: {size_mb:.1f} MB unpacked{budget if args.budget_mb else ''}")
+    budget = ""
+    if args.budget_mb:
+        budget = f" (budget {args.budget_mb:.0f} MB: {'OK' if size_mb <= args.budget_mb else 'OVER BUDGET'})"
+    print(f"size: {size_mb:.1f} MB unpacked{budget}")
     if args.budget_mb and size_mb > args.budget_mb:
         failures.append(f"size {size_mb:.1f} MB over the budget of {args.budget_mb:.0f} MB")
 

@@ -29,3 +29,27 @@ def test_check_drawn_sees_the_wafer_and_not_an_empty_view(qtbot, window, wafer_f
 def test_status_bar_names_the_build_variant(window) -> None:
     assert window.build_label.text() == "CPU build"
     assert "onnxruntime" in window.build_label.toolTip()
+
+
+def test_logs_go_to_the_per_user_folder_with_uncaught_exceptions(app_home, monkeypatch) -> None:
+    import logging
+    import sys
+
+    from waferdesk.app.main import setup_logging
+
+    monkeypatch.setattr(sys, "excepthook", lambda *a: None)  # restored after the test
+    path = setup_logging()
+    logger = logging.getLogger("waferdesk")
+    handler = logger.handlers[-1]
+    try:
+        assert path.resolve().is_relative_to(app_home.resolve())
+        try:
+            raise RuntimeError("boom in a slot")
+        except RuntimeError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        handler.flush()
+        text = path.read_text(encoding="utf-8")
+        assert "uncaught exception" in text and "RuntimeError: boom in a slot" in text
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

@@ -1,5 +1,6 @@
-"""Start the desktop app: Qt application, theme, logging to the per-user log folder, the
-drafts database, the main window; open the given files or the bundled samples."""
+"""Start the desktop app: Qt application, theme, logging to the per-user log folder (uncaught
+exceptions included: an installed app often has no console), the drafts database, the main
+window; open the given files or the bundled samples."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ def setup_logging() -> Path:
     root = logging.getLogger("waferdesk")
     root.setLevel(logging.INFO)
     root.addHandler(handler)
+    previous = sys.excepthook
+
+    def log_uncaught(kind, exc, tb) -> None:  # a windowed app has no console: keep the trace in the log
+        root.critical("uncaught exception", exc_info=(kind, exc, tb))
+        previous(kind, exc, tb)
+
+    sys.excepthook = log_uncaught
     return path
 
 
