@@ -36,15 +36,23 @@ STAMP="$(sha256sum pyproject.toml | cut -c1-16) $VARIANT pyinstaller==$PYINSTALL
 if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.waferdesk-stamp" 2>/dev/null)" != "$STAMP" ]]; then
   echo "== build environment $VENV: '.[$EXTRA]' pyinstaller==$PYINSTALLER_VERSION"
   rm -rf "$VENV"
+  mkdir -p "$WORK"
   "$PYTHON" -m venv "$VENV"
-  "${PIP[@]}" install --upgrade pip
+  "${PIP[@]}" install --upgrade pip > /dev/null 2>&1 || echo "   (pip not upgraded; continuing with $("${PIP[@]}" --version))"
   PKGS=(".[$EXTRA]" "pyinstaller==$PYINSTALLER_VERSION")
   if [[ "$VARIANT" == gpu ]]; then
-    # the CUDA 12 runtime, cuBLAS, cuDNN... as pip wheels, at the version the gpu extra pins
+    # CUDA runtime, cuBLAS, cuFFT, cuRAND, NVRTC and cuDNN as pip wheels, for the CUDA major version
+    # onnxruntime-gpu was built with (13 for 1.31), at the version the gpu extra pins
     ORT_GPU="$(grep -o '"onnxruntime-gpu==[^"]*"' pyproject.toml | tr -d '"')"
     PKGS+=("${ORT_GPU/onnxruntime-gpu/onnxruntime-gpu[cuda,cudnn]}")
   fi
-  "${PIP[@]}" install "${PKGS[@]}" 2> >(grep -v -e BuildBackendWarning -e '^ *!!' -e '\*\*\*\*' >&2 || true)
+  if ! "${PIP[@]}" install "${PKGS[@]}" > "$WORK/pip.log" 2>&1; then
+    cat "$WORK/pip.log" >&2
+    echo "pip install failed (log: $WORK/pip.log)" >&2
+    exit 1
+  fi
+  "$VENV/bin/python" -m pip --disable-pip-version-check list --format=freeze 2>/dev/null > "$WORK/packages.txt"
+  echo "   $(wc -l < "$WORK/packages.txt") packages (list: $WORK/packages.txt)"
   echo "$STAMP" > "$VENV/.waferdesk-stamp"
 fi
 VERSION="$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "."); import waferdesk; print(waferdesk.__version__)')"

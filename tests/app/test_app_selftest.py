@@ -53,3 +53,23 @@ def test_logs_go_to_the_per_user_folder_with_uncaught_exceptions(app_home, monke
     finally:
         logger.removeHandler(handler)
         handler.close()
+
+
+def test_the_model_loads_after_the_first_picture(qtbot, app_home, wafer_file, tiny_model) -> None:
+    """Cold start: the wafer is painted before the model's loading competes for the CPU."""
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+
+    store = DraftStore()
+    win = MainWindow(store, model_path=str(tiny_model))
+    qtbot.addWidget(win)
+    try:
+        assert not win.engine.isRunning() and win.engine.available is None  # nothing painted yet
+        win.show()
+        win.open_paths([wafer_file])
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=60000)
+        assert win.engine.available, win.model_label.toolTip()
+        qtbot.waitUntil(lambda: win.doc.current.prediction is not None, timeout=60000)
+    finally:
+        win.close()
+        store.close()

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -49,6 +49,7 @@ from .workers import InferenceEngine, default_segmenter_factory
 log = logging.getLogger(__name__)
 
 PAINT_TOOLS = ("brush", "eraser", "polygon", "fill")
+ENGINE_START_LATEST_MS = 2000
 
 
 class MainWindow(FileCommands, ModelCommands, QMainWindow):
@@ -110,8 +111,12 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         self.engine.job_finished.connect(self._job_finished)
         self.progress: QProgressDialog | None = None
         self._progress_job = 0
+        self._engine_pending = start_engine
         if start_engine:
-            self.engine.start()
+            # Loading the model takes a second or more of CPU and the GIL: start it once the
+            # wafer view has painted its first frame (the picture first), or after 2 s at most.
+            self.view.viewport().installEventFilter(self)
+            QTimer.singleShot(ENGINE_START_LATEST_MS, self._start_engine)
         screen = QApplication.primaryScreen()
         if screen is not None:
             avail = screen.availableGeometry()
@@ -122,6 +127,17 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         self.update_panels()
 
     # -- construction ------------------------------------------------------------------------
+    def eventFilter(self, obj, ev) -> bool:
+        if self._engine_pending and ev.type() == QEvent.Type.Paint and obj is self.view.viewport():
+            QTimer.singleShot(0, self._start_engine)  # after this paint has finished
+        return super().eventFilter(obj, ev)
+
+    def _start_engine(self) -> None:
+        if self._engine_pending:
+            self._engine_pending = False
+            self.view.viewport().removeEventFilter(self)
+            self.engine.start()
+
     def _docks(self) -> None:
         left = QDockWidget("Wafers", self)
         left.setObjectName("wafers")
@@ -415,6 +431,7 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
             self.resizeDocks(list(self._dock_pair), [475, 320], Qt.Orientation.Horizontal)
 
     def closeEvent(self, ev: QCloseEvent) -> None:
+        self._engine_pending = False
         self.autosaver.flush()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.engine.stop()
