@@ -7,7 +7,8 @@ runs the bundle's own ``WaferDesk`` executable with a bare environment (``env -i
 ``PATH=/usr/bin:/bin``, a fresh ``HOME``, an empty working folder, offscreen Qt): no virtual
 environment, no ``PYTHONPATH``, no checkout on any path. Checked:
 
-1. ``WaferDesk --version`` names the version, the cpu variant, the bundle and the provider.
+1. ``WaferDesk --version`` names the version, the cpu variant, the bundle and the provider;
+   ``WaferDesk train`` says training is not part of this installation (exit 2).
 2. ``WaferDesk predict <samples> --out DIR``: exit 0; ``summary.csv`` has one row per sample
    wafer (counted independently by this checkout's readers), each row a JSON file and a PNG
    picture; verdicts and per-class die counts equal those of this checkout's engine run on the
@@ -111,6 +112,9 @@ def test_version(b: Bundle, version: str) -> None:
     check(f"waferdesk {version} (cpu variant, bundle; onnxruntime " in out, f"--version: unexpected {out!r}")
     check("execution provider: CPUExecutionProvider" in out, f"--version names no provider: {out!r}")
     print("    " + out.strip().replace("\n", "\n    "))
+    proc = b.run("train", "--run-dir", "run")  # training is not in the bundle: it must say so, not crash
+    check(proc.returncode == 2 and "not part of this installation" in proc.stderr, f"train: {proc.stderr[-500:]!r}")
+    print("    " + proc.stderr.strip().splitlines()[-1][:110] + "…")
 
 
 def reference(samples: Path, model: Path) -> dict[tuple[str, int], tuple[str, dict]]:

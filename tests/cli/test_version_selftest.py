@@ -90,3 +90,17 @@ def test_self_test_shortcut_is_the_app_flag(monkeypatch) -> None:
     monkeypatch.setattr("waferdesk.app.selftest.run_self_test", fake)
     assert main(["--self-test", "--no-model", "--timeout", "9", "a.wdm"]) == 0
     assert seen == {"paths": ["a.wdm"], "model": None, "use_model": False, "timeout": 9.0}
+
+
+def test_a_command_whose_part_is_left_out_says_so_and_the_others_work(monkeypatch, capsys) -> None:
+    """The desktop bundle has no waferdesk.ml: `train` explains itself, `--version` still works."""
+    import importlib
+
+    for name in [m for m in sys.modules if m.startswith(("waferdesk.ml", "waferdesk.cli.train_cmd"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "waferdesk.ml", None)  # import waferdesk.ml -> ModuleNotFoundError
+    importlib.invalidate_caches()
+    assert main(["train", "--run-dir", "runs/x", "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "waferdesk train: error: not part of this installation (waferdesk.ml" in err
+    assert main(["--version"]) == 0

@@ -60,8 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}").register(sub)
+        try:
+            importlib.import_module(f"{__package__}.{name}").register(sub)
+        except ModuleNotFoundError as exc:  # a part this installation leaves out (the desktop bundle: training)
+            _register_unavailable(sub, name.removesuffix("_cmd").replace("_", "-"), exc)
     return parser
+
+
+def _register_unavailable(sub: argparse._SubParsersAction, command: str, exc: ModuleNotFoundError) -> None:
+    """``command`` stays listed and says why it cannot run, instead of breaking every command."""
+    help_text = f"(not in this installation: {exc.name} is missing)"
+    # no option prefix: every argument given (--run-dir ...) is taken as a word, none is refused
+    p = sub.add_parser(command, help=help_text, description=help_text, prefix_chars="\x01", add_help=False)
+    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+
+    def run(_args: argparse.Namespace) -> int:
+        raise MissingExtraError(
+            f"not part of this installation ({exc.name} is missing); it needs a Python install of "
+            "waferdesk with its extras (pip install 'waferdesk[ml]' for training, evaluation and export)"
+        )
+
+    p.set_defaults(func=run)
 
 
 def version_text(probe: bool = True) -> str:
