@@ -92,7 +92,7 @@ rm -rf "$WORK/stage" && mkdir -p "$WORK/stage"
 mv "$BUNDLE" "$WORK/stage/$TOP"
 tar -C "$WORK/stage" -czf "dist/$NAME.tar.gz.part" "$TOP"
 mv "dist/$NAME.tar.gz.part" "dist/$NAME.tar.gz"
-ARCHIVE_MB="$(du -m "dist/$NAME.tar.gz" | cut -f1)"
+ARCHIVE_MB="$(( $(stat -c %s "dist/$NAME.tar.gz") / 1000000 ))"  # MB = 10^6 bytes, as the bundle check
 START_LOG="$WORK/start.log"
 : > "$START_LOG"
 if [[ "$START_RUNS" -gt 0 ]]; then
