@@ -99,6 +99,7 @@ if [[ "$START_RUNS" -gt 0 ]]; then
   echo "== start-up ($START_RUNS cold runs of the unpacked archive)"
   "$VENV/bin/python" packaging/measure_start.py "dist/$NAME.tar.gz" --runs "$START_RUNS" | tee "$START_LOG"
 fi
+rm -rf "$WORK/stage"  # the archive is the product (an unpacked gpu bundle is 2.6 GB)
 T1=$(date +%s)
 
 echo

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,21 @@ def run_self_test(exe: Path, scratch: Path, extra: list[str], timeout: float = 1
     return result
 
 
+def _runs(args: argparse.Namespace, scratch: Path) -> tuple[list[dict], dict]:
+    with tarfile.open(args.archive) as tar:
+        tops = {m.name.split("/")[0] for m in tar.getmembers()}
+        tar.extractall(scratch, filter="tar")
+    if len(tops) != 1:
+        raise SystemExit(f"{args.archive}: expected one top folder, found {sorted(tops)}")
+    exe = scratch / tops.pop() / "WaferDesk"
+    extra = ["--model", str(args.model)] if args.model else []
+    cold = []
+    for _ in range(args.runs):
+        evict(exe.parent)
+        cold.append(run_self_test(exe, scratch, extra))
+    return cold, run_self_test(exe, scratch, extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("archive", type=Path)
@@ -85,19 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
     niceness = os.getpriority(os.PRIO_PROCESS, 0)
     scratch = Path(tempfile.mkdtemp(prefix="waferdesk-start-"))
-    with tarfile.open(args.archive) as tar:
-        tops = {m.name.split("/")[0] for m in tar.getmembers()}
-        tar.extractall(scratch, filter="tar")
-    if len(tops) != 1:
-        raise SystemExit(f"{args.archive}: expected one top folder, found {sorted(tops)}")
-    exe = scratch / tops.pop() / "WaferDesk"
-    extra = ["--model", str(args.model)] if args.model else []
-
-    cold = []
-    for _ in range(args.runs):
-        evict(exe.parent)
-        cold.append(run_self_test(exe, scratch, extra))
-    warm = run_self_test(exe, scratch, extra)
+    try:
+        cold, warm = _runs(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # an unpacked bundle is hundreds of MB
     drawn = [r["drawn_s"] for r in cold]
     med = statistics.median(drawn)
     model = cold[-1].get("model", {})
