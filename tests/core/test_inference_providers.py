@@ -83,3 +83,21 @@ def test_unloadable_model_file_is_a_model_error(tmp_path) -> None:
     bad.write_bytes(b"not a protobuf")
     with pytest.raises(ModelError, match=r"bad\.onnx: cannot be loaded"):
         make_session(bad, "cpu")
+
+
+def test_cuda_library_names_follow_the_onnxruntime_build(monkeypatch) -> None:
+    """onnxruntime-gpu 1.31 is built for CUDA 13: the diagnosis must look for CUDA 13 libraries."""
+    import types
+
+    from waferdesk.core.inference import providers
+
+    fake = types.ModuleType("onnxruntime.capi.build_and_package_info")
+    fake.cuda_version = "13.0"
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime.capi.build_and_package_info", fake)
+    import onnxruntime.capi
+
+    monkeypatch.setattr(onnxruntime.capi, "build_and_package_info", fake, raising=False)
+    assert providers.cuda_major() == 13
+    assert any(name.endswith(".so.13") or "64_13" in name for name in providers._cuda_libraries())
+    note = providers.diagnose("CUDAExecutionProvider", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert "CUDA 13" in note or "loaded" in note

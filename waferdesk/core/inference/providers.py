@@ -81,10 +81,25 @@ def physical_cores() -> int:
     return max(1, len(siblings))
 
 
+def cuda_major() -> int:
+    """CUDA major version this onnxruntime build was compiled for (onnxruntime-gpu 1.31: 13).
+
+    onnxruntime-gpu records it in ``onnxruntime.capi.build_and_package_info.cuda_version``;
+    the CPU package has none, and 12 is then only used to word a message.
+    """
+    try:
+        from onnxruntime.capi import build_and_package_info as info
+
+        return int(str(getattr(info, "cuda_version", "12")).split(".")[0])
+    except (ImportError, ValueError):
+        return 12
+
+
 def _cuda_libraries() -> tuple[str, ...]:
+    major = cuda_major()
     if sys.platform == "win32":
-        return ("cudart64_12.dll", "cublas64_12.dll", "cudnn64_9.dll")
-    return ("libcudart.so.12", "libcublas.so.12", "libcudnn.so.9")
+        return (f"cudart64_{major}.dll", f"cublas64_{major}.dll", "cudnn64_9.dll")
+    return (f"libcudart.so.{major}", f"libcublas.so.{major}", "libcudnn.so.9")
 
 
 def _loadable(names: Sequence[str]) -> str | None:
@@ -109,7 +124,10 @@ def diagnose(provider: str, available: Sequence[str]) -> str:
         if provider in (CUDA, TENSORRT):
             missing = _loadable(_cuda_libraries())
             if missing:
-                return f"{missing} not found (install CUDA 12 and cuDNN 9, or the nvidia-* pip wheels)"
+                return (
+                    f"{missing} not found (install the NVIDIA driver, CUDA {cuda_major()} and cuDNN 9, "
+                    "or the nvidia-* pip wheels)"
+                )
             if provider == TENSORRT:
                 lib = "nvinfer_10.dll" if sys.platform == "win32" else "libnvinfer.so.10"
                 if _loadable([lib]):
