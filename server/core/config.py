@@ -29,6 +29,12 @@ class ConfigError(Exception):
     """Settings that cannot run the server; the message says what to change."""
 
 
+def _version() -> str:
+    from waferdesk import __version__
+
+    return __version__
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("waferdesk-server", appauthor=False))
 
@@ -109,7 +115,7 @@ class Settings(BaseSettings):
     k8s_kubeconfig: Path | None = None
     k8s_context: str | None = None
     k8s_namespace: str = "waferdesk"
-    k8s_image: str = "waferdesk-trainer:latest"
+    k8s_image: str = Field(default_factory=lambda: f"waferdesk-trainer:{_version()}")  # same version as the server
     k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     k8s_service_account: str | None = None
     k8s_gpus: int = Field(1, ge=0, le=64)  # nvidia.com/gpu limit per job (0: a CPU job)
