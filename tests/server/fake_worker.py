@@ -15,10 +15,10 @@ from pathlib import Path
 
 mode, args = sys.argv[1], sys.argv[2:]
 work = Path(args[args.index("--work-dir") + 1])
+print(f"fake worker {mode} for job {args[args.index('--job') + 1]}", flush=True)
 (work / "argv.json").write_text(json.dumps({"argv": args, "env_keys": sorted(os.environ)}))
 (work / "token.part").write_text(os.environ.get("WAFERDESK_JOB_TOKEN", ""))
-(work / "token.part").replace(work / "token")
-print(f"fake worker {mode} for job {args[args.index('--job') + 1]}", flush=True)
+(work / "token.part").replace(work / "token")  # last: the tests wait for it
 if mode == "crash":
     print("Traceback (most recent call last):", flush=True)
     print('  File "worker.py", line 1, in <module>', flush=True)

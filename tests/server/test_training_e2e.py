@@ -9,6 +9,7 @@ Needs the ``ml`` extra (torch, segmentation-models-pytorch, onnx); seconds on a 
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import threading
 import time
@@ -44,12 +45,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live(app_factory, tiny_model):
+def live(app_factory, tiny_model, database):
     """The app served over HTTP (the worker is a separate process that must reach it)."""
+    if database.backend != "sqlite":
+        pytest.skip("real training runs once, on SQLite (test_training_api runs every job route on both databases)")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     client = app_factory(training_server_url=url, training_poll_seconds=0.2, model_path=tiny_model)
-    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, "uvicorn to start", timeout=30)
@@ -111,7 +116,7 @@ def test_local_training_job_end_to_end(live, wafer_file) -> None:
     model_id = job["model_id"]
     card = http.get(f"/models/{model_id}", headers=eng).json()
     assert card["source"] == "training" and not card["is_active"] and card["name"] == "tiny-e2e"
-    assert card["version"] == f"unet-resnet18-job-{job_id}-s4"
+    assert re.fullmatch(rf"unet-resnet18-job-{job_id}-s[24]", card["version"]), card["version"]  # the best epoch
     assert card["card"]["training"]["job"]["id"] == job_id
     assert card["card"]["architecture"]["encoder"] == "resnet18"
     blob = http.get(f"/models/{model_id}/download", headers=eng).content
@@ -138,8 +143,9 @@ def test_a_real_worker_failure_is_readable_on_the_job(live) -> None:
     job_id = http.post("/training/jobs", json=spec, headers=eng).json()["id"]
     assert _statuses_until_done(http, eng, job_id)[-1] == "failed"
     err = http.get(f"/training/jobs/{job_id}", headers=eng).json()["error"]
-    assert err.startswith("training failed: "), err
-    assert "cuda" in err.lower().split("\n")[0] and "last log lines:" in err
+    first = err.split("\n")[0]
+    assert re.match(r"training failed: \w+Error: ", first), err
+    assert ("cuda" in first.lower() or "nvidia" in first.lower()) and "last log lines:" in err
     assert "Traceback" not in err  # the stack trace stays in the worker's raw output
     raw = http.get(f"/training/jobs/{job_id}/logs", params={"source": "backend"}, headers=eng).text
     assert "Traceback (most recent call last)" in raw
