@@ -21,10 +21,10 @@ pytest.importorskip("segmentation_models_pytorch")
 pytest.importorskip("onnx")
 pytest.importorskip("waferdesk.ml.train")
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from server_helpers import bearer, create_user, login, upload  # noqa: E402
-from training_helpers import wait_for  # noqa: E402
+import httpx
+import uvicorn
+from server_helpers import bearer, create_user, login, upload
+from training_helpers import wait_for
 
 TINY = {
     "name": "tiny-e2e",
