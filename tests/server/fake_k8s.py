@@ -124,10 +124,13 @@ class FakeCluster:
         self.cond.notify_all()
 
     def run_pod(self, name: str, ns: str, log: str = "") -> str:
-        """The job's pod starts running (and has written ``log`` so far)."""
+        """The job's pod (its existing one, else a new one) runs and has written ``log`` so far."""
         with self.cond:
             job = self.jobs[(ns, name)]
-            pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+            mine = [
+                k[1] for k, p in self.pods.items() if k[0] == ns and p["metadata"]["labels"].get("job-name") == name
+            ]
+            pod_name = mine[0] if mine else f"{name}-{uuid.uuid4().hex[:5]}"
             template = job["spec"]["template"]
             self.pods[(ns, pod_name)] = {
                 "apiVersion": "v1",
@@ -144,10 +147,25 @@ class FakeCluster:
                     "containerStatuses": [self._cstatus({"running": {"startedAt": _now()}})],
                 },
             }
-            self.logs[pod_name] = log
+            self.logs[pod_name] = self.logs.get(pod_name, "") + log
             job["status"] = {"active": 1, "ready": 1, "startTime": _now()}
             self._event("MODIFIED", job)
             return pod_name
+
+    def pending_pod(self, name: str, ns: str, message: str) -> str:
+        """The job's pod exists but no node can take it (e.g. no free GPU)."""
+        pod_name = self.run_pod(name, ns)
+        with self.cond:
+            pod = self.pods[(ns, pod_name)]
+            pod["status"] = {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+                ],
+            }
+            self.jobs[(ns, name)]["status"] = {"active": 1, "ready": 0}
+            self._event("MODIFIED", self.jobs[(ns, name)])
+        return pod_name
 
     def _cstatus(self, state: dict[str, Any]) -> dict[str, Any]:
         return {

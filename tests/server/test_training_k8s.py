@@ -153,6 +153,24 @@ def test_a_failed_pod_fails_the_job_with_its_reason_and_last_lines(k8s_client, c
     assert err.endswith("last log lines:\nloading data\nepoch 1 ...\nKilled")
 
 
+def test_a_pod_waiting_for_a_gpu_stays_queued_and_says_why(k8s_client, cluster) -> None:
+    client, eng = k8s_client
+    job_id = _submit(client, eng)
+    name = f"waferdesk-train-{job_id}"
+    wait_for(lambda: (NS, name) in cluster.jobs, "the Job to be created")
+    cluster.pending_pod(name, NS, "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    want = "pending: not scheduled: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+    def said() -> bool:
+        lines = client.get(f"/training/jobs/{job_id}/logs", headers=eng).json()["lines"]
+        return want in [ln["text"] for ln in lines]
+
+    wait_for(said, "the job log to say why the pod waits")
+    assert get_job(client, eng, job_id)["status"] == "queued"
+    cluster.run_pod(name, NS)  # a GPU frees up
+    wait_status(client, eng, job_id, "running")
+
+
 def test_a_job_deleted_behind_the_servers_back_fails_honestly(k8s_client, cluster) -> None:
     client, eng = k8s_client
     job_id = _submit(client, eng)

@@ -190,7 +190,12 @@ class KubernetesBackend(TrainingBackend):
         return max(pods, key=lambda p: (p.metadata.creation_timestamp or 0, p.metadata.name or ""))
 
     def _pod_problem(self, pod: Any) -> str | None:
-        """Why a pod's container is not running / ended, in words (reason, message, exit code)."""
+        """Why a pod is not running / ended, in words (unschedulable, waiting reason, exit code)."""
+        for cond in (pod.status.conditions if pod and pod.status else None) or []:
+            if cond.type == "PodScheduled" and cond.status == "False":
+                return f"not scheduled: {cond.reason or 'Unschedulable'}" + (
+                    f": {cond.message}" if cond.message else ""
+                )
         for cs in (pod.status.container_statuses if pod and pod.status else None) or []:
             state = cs.state
             if state is None:
