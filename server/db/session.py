@@ -2,7 +2,7 @@
 
 SQLite gets foreign keys, WAL and a busy timeout (several request threads share the file),
 and the driver's own transaction handling is switched off in favour of SQLAlchemy's so that
-SAVEPOINTs and ``BEGIN`` behave as on Postgres (``BEGIN IMMEDIATE``: see ``_on_begin``).
+SAVEPOINTs and ``BEGIN`` behave as on Postgres.
 """
 
 from __future__ import annotations
@@ -42,12 +42,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE: take the write lock at BEGIN. A deferred transaction that reads and then
-        # writes fails at once ("database is locked", SQLITE_BUSY_SNAPSHOT; the busy timeout does
-        # not apply) whenever another connection committed in between, which the training
-        # manager's thread and workers' heartbeats make common; IMMEDIATE makes writers wait
-        # their turn (busy_timeout) instead. Transactions here are short, so this costs little.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
