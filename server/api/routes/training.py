@@ -18,6 +18,7 @@ from waferdesk.core.taxonomy import default_taxonomy
 from ...core.errors import ServiceUnavailableError, UnprocessableError
 from ...core.permissions import Permission
 from ...db.models import TrainingJob, TrainingMetric, User
+from ...db.session import begin_write
 from ...services.training import dataset, jobs
 from ...services.training.backends import BackendError
 from ...services.training.manager import job_ref
@@ -69,6 +70,7 @@ def job_out(session: Session, job: TrainingJob) -> JobOut:
 @router.post("/jobs", status_code=status.HTTP_201_CREATED, response_model=JobOut, responses=error_responses(422))
 def create_job(spec: JobSpec, user: Runner, session: SessionDep, ctx: CtxDep) -> JobOut:
     """Queue a training job. The data must hold something to train on (422 otherwise)."""
+    begin_write(session)
     data = spec.data.model_dump()
     found = dataset.summary(session, data)
     if found["annotated_wafers"] == 0 and found["synthetic_wafers"] == 0:

@@ -24,6 +24,7 @@ from waferdesk.core.taxonomy import default_taxonomy
 from ...core.errors import ConflictError, UnprocessableError
 from ...core.permissions import Permission
 from ...db.models import TrainingJob
+from ...db.session import begin_write
 from ...services.registry import register_model
 from ...services.training import dataset, jobs
 from ..deps import CtxDep, SessionDep, require
@@ -39,8 +40,10 @@ def _worker_job(
     session: SessionDep,
     _auth: Annotated[None, Depends(require(Permission.TRAINING_WORKER))],
 ) -> TrainingJob:
+    begin_write(session)
+    session.refresh(request.state.training_job)
     job = jobs.worker_job(session, request.state.training_job, job_id)
-    session.commit()  # the heartbeat
+    session.commit()  # the heartbeat; each route takes the write lock again right before it writes
     return job
 
 
@@ -65,6 +68,7 @@ def worker_dataset(job: JobDep, session: SessionDep, ctx: CtxDep) -> FileRespons
     tmp = Path(tempfile.mkdtemp(prefix=f"dataset-{job.id}-", dir=_scratch(ctx.settings.training_dir)))
     path = tmp / f"job-{job.id}-annotations.wdm"
     n = dataset.write_dataset(session, dict(job.spec).get("data") or {}, path)
+    begin_write(session)
     jobs.add_log(session, job.id, "server", [f"dataset sent: {n} annotated wafers"])
     session.commit()
     return FileResponse(
@@ -85,6 +89,8 @@ def _scratch(root: Path) -> Path:
 @router.post("/{job_id}/status", responses=ERRORS)
 def worker_status(body: WorkerStatus, job: JobDep, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
     """``running`` when it starts; ``succeeded`` after its model is uploaded; ``failed`` with the error."""
+    begin_write(session)
+    session.refresh(job)
     if body.message:
         jobs.add_log(session, job.id, "worker", [body.message])
     if body.status == "running":
@@ -116,6 +122,7 @@ def worker_heartbeat(job: JobDep) -> dict[str, Any]:
 
 @router.post("/{job_id}/logs", responses=ERRORS)
 def worker_logs(body: WorkerLogs, job: JobDep, session: SessionDep) -> dict[str, int]:
+    begin_write(session)
     n = jobs.add_log(session, job.id, "worker", body.lines)
     session.commit()
     return {"stored": n}
@@ -131,6 +138,7 @@ def worker_metrics(body: EpochMetrics, job: JobDep, session: SessionDep) -> dict
             f"body field class_iou: unknown classes {unknown}; the taxonomy's are {sorted(names)}",
             code="invalid_input",
         )
+    begin_write(session)
     jobs.record_metric(session, job.id, body.model_dump())
     session.commit()
     return {"epoch": body.epoch}
@@ -156,6 +164,7 @@ def worker_model(
             shutil.copyfileobj(model.file, f, 1 << 20)
         with card_path_for(path).open("wb") as f:
             shutil.copyfileobj(card.file, f, 1 << 20)
+        begin_write(session)
         try:
             row = register_model(session, ctx.settings, path, "training", job.created_by, activate_if_none=False)
         except ModelError as exc:

@@ -22,9 +22,9 @@ import logging
 import os
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ...core.config import Settings
@@ -32,7 +32,7 @@ from ...core.errors import ConflictError
 from ...db.base import utcnow
 from ...db.models import TrainingJob
 from ...db.models.training import TERMINAL_STATUSES
-from ...db.session import session_scope
+from ...db.session import begin_write, session_scope
 from . import jobs, tokens
 from .backends import BackendError, Check, JobRef, TrainingBackend, make_backend
 
@@ -110,6 +110,7 @@ class TrainingManager:
             if ref.handle and ref.handle.startswith(CLAIM_PREFIX):
                 if now - heard > STALE_CLAIM:  # the server stopped while starting it: try again
                     with session_scope(self.sessions) as s:
+                        begin_write(s)
                         s.execute(
                             update(TrainingJob)
                             .where(TrainingJob.id == ref.id, TrainingJob.backend_handle == ref.handle)
@@ -121,14 +122,21 @@ class TrainingManager:
             with session_scope(self.sessions) as s:
                 self._apply(s, ref, status, heard, check)
 
-    def _apply(self, s: Session, ref: JobRef, status: str, heard, check: Check) -> None:
-        if check.state == "running" and status == "queued":
-            if jobs.transition(s, ref.id, "running"):
-                jobs.add_log(s, ref.id, "server", [f"running ({self.backend.name}: {ref.handle})"])
-        elif check.state == "pending":
-            if check.reason and self._pending_said.get(ref.id) != check.reason:
-                self._pending_said[ref.id] = check.reason
-                jobs.add_log(s, ref.id, "server", [f"pending: {check.reason}"])
+    def _apply(self, s: Session, ref: JobRef, status: str, heard: datetime, check: Check) -> None:
+        """Write what ``check`` means for the job (nothing, and no lock taken, when nothing changed)."""
+        silent = (utcnow() - heard).total_seconds()
+        limit = self.settings.training_heartbeat_timeout_seconds
+        started = check.state == "running" and status == "queued"
+        news = check.state == "pending" and bool(check.reason) and self._pending_said.get(ref.id) != check.reason
+        timed_out = status == "running" and check.state != "ended" and silent > limit
+        if not (started or news or timed_out or check.state == "ended"):
+            return
+        begin_write(s)  # this transaction writes from here on (SQLite: hold the lock first)
+        if started and jobs.transition(s, ref.id, "running"):
+            jobs.add_log(s, ref.id, "server", [f"running ({self.backend.name}: {ref.handle})"])
+        elif news:
+            self._pending_said[ref.id] = check.reason
+            jobs.add_log(s, ref.id, "server", [f"pending: {check.reason}"])
         elif check.state == "ended":
             self._pending_said.pop(ref.id, None)
             tail = check.tail or jobs.last_log_lines(s, ref.id)
@@ -138,24 +146,26 @@ class TrainingManager:
             if jobs.fail(s, ref.id, reason, tail):
                 log.warning("training job %d failed: %s", ref.id, reason)
             return
-        if status == "running":
-            silent = (utcnow() - heard).total_seconds()
-            limit = self.settings.training_heartbeat_timeout_seconds
-            if silent > limit:
-                why = (
-                    f"no word from the worker for {int(silent)} s (the limit is {limit} s, "
-                    f"WAFERDESK_TRAINING_HEARTBEAT_TIMEOUT_SECONDS); it was stopped"
-                )
-                if check.state == "unknown" and check.reason:
-                    why += f" ({check.reason})"
-                if jobs.fail(s, ref.id, why, jobs.last_log_lines(s, ref.id)):
-                    self._stop_worker(s, ref)
+        if timed_out:
+            why = (
+                f"no word from the worker for {int(silent)} s (the limit is {limit} s, "
+                "WAFERDESK_TRAINING_HEARTBEAT_TIMEOUT_SECONDS); it was stopped"
+            )
+            if check.state == "unknown" and check.reason:
+                why += f" ({check.reason})"
+            if jobs.fail(s, ref.id, why, jobs.last_log_lines(s, ref.id)):
+                s.commit()
+                self._stop_worker(s, ref)
 
     def _stop_worker(self, s: Session, ref: JobRef) -> None:
+        """Stop the worker (no transaction is held meanwhile: a cluster call may be slow)."""
+        s.commit()
         try:
             self.backend.cancel(ref)
         except BackendError as exc:
+            begin_write(s)
             jobs.add_log(s, ref.id, "server", [f"could not stop the worker: {exc}"])
+            s.commit()
 
     # -- starting ------------------------------------------------------------------------------
     def _running_count(self, s: Session) -> int:
@@ -168,11 +178,20 @@ class TrainingManager:
         )
         return int(s.scalar(q) or 0)
 
+    def _has_unclaimed(self, s: Session) -> bool:
+        q = select(TrainingJob.id).where(
+            TrainingJob.status == "queued",
+            TrainingJob.backend == self.backend.name,
+            TrainingJob.backend_handle.is_(None),
+        )
+        return s.scalar(q.limit(1)) is not None
+
     def _claim_next(self) -> tuple[JobRef, str] | None:
         """Claim the oldest queued job if the backend has room; its token is made here."""
         with session_scope(self.sessions) as s:
-            if s.get_bind().dialect.name == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DISPATCH_LOCK_KEY})
+            if not self._has_unclaimed(s):  # the common case: a read, no lock taken
+                return None
+            begin_write(s, DISPATCH_LOCK_KEY)  # SQLite: the write lock; Postgres: one dispatcher at a time
             if not self.backend.has_capacity(self._running_count(s)):
                 return None
             job = s.scalars(
@@ -214,14 +233,17 @@ class TrainingManager:
                 submitted = self.backend.submit(ref, token, url)
             except BackendError as exc:
                 with session_scope(self.sessions) as s:
+                    begin_write(s)
                     jobs.fail(s, ref.id, f"could not start the job on the {self.backend.name} backend: {exc}")
                 continue
             except Exception as exc:  # a bug must not leave the job claimed forever
                 log.exception("training job %d: submit failed", ref.id)
                 with session_scope(self.sessions) as s:
+                    begin_write(s)
                     jobs.fail(s, ref.id, f"could not start the job on the {self.backend.name} backend: {exc!r}")
                 continue
             with session_scope(self.sessions) as s:
+                begin_write(s)
                 s.execute(
                     update(TrainingJob)
                     .where(TrainingJob.id == ref.id, TrainingJob.backend_handle == self._claimer)
@@ -245,6 +267,7 @@ class TrainingManager:
                 details={"status": job.status},
             )
         ref = job_ref(job)
+        begin_write(s)
         if not jobs.transition(s, job.id, "cancelled"):
             s.refresh(job)
             raise ConflictError(f"training job {job.id} is {job.status} now", code="job_finished")
@@ -252,7 +275,6 @@ class TrainingManager:
         s.commit()
         if ref.handle and not ref.handle.startswith(CLAIM_PREFIX):
             self._stop_worker(s, ref)
-            s.commit()
         self.wake()  # a slot may be free for the next queued job
         s.refresh(job)
         return job
