@@ -50,8 +50,8 @@ def training(app_factory, tiny_model):
 
     yield make
     for client in made:  # no worker outlives its test
-        for proc in list(client.app.state.ctx.training.backend._procs.values()):
-            kill_group(proc.pid)
+        for pid in client.app.state.ctx.training.backend.running_pids():
+            kill_group(pid)
 
 
 def _people(client) -> tuple[dict[str, str], dict[str, str]]:

@@ -41,8 +41,8 @@ def labelled(app_factory, tiny_model, wafer_file):
             r = client.post(f"/annotations/{ann['id']}/approve", json={"version": 1}, headers=h["eng"])
             assert r.status_code == 200, r.text
     yield client, h, truth, ids
-    for proc in list(client.app.state.ctx.training.backend._procs.values()):
-        kill_group(proc.pid)
+    for pid in client.app.state.ctx.training.backend.running_pids():
+        kill_group(pid)
 
 
 def _dataset(client, eng, data: dict, tmp_path) -> list:

@@ -24,7 +24,7 @@ pytest.importorskip("waferdesk.ml.train")
 import httpx
 import uvicorn
 from server_helpers import bearer, create_user, login, upload
-from training_helpers import wait_for
+from training_helpers import kill_group, wait_for
 
 TINY = {
     "name": "tiny-e2e",
@@ -62,9 +62,8 @@ def live(app_factory, tiny_model, database):
     try:
         yield client, http
     finally:
-        for proc in list(client.app.state.ctx.training.backend._procs.values()):
-            proc.kill()
-            proc.wait(timeout=30)
+        for pid in client.app.state.ctx.training.backend.running_pids():
+            kill_group(pid)
         http.close()
         server.should_exit = True
         thread.join(timeout=30)

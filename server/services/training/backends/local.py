@@ -75,7 +75,8 @@ class LocalBackend(TrainingBackend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.host = socket.gethostname()
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}  # job id -> the workers this process started
+        self._ended_at: dict[int, float] = {}
         self._lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -93,7 +94,21 @@ class LocalBackend(TrainingBackend):
         return running < self.settings.training_max_concurrent
 
     # -- the interface -------------------------------------------------------------------------
+    def _prune(self, keep_seconds: float = 3600.0) -> None:
+        """Forget workers that ended long ago (their jobs were settled meanwhile)."""
+        now = time.monotonic()
+        with self._lock:
+            for job_id in [j for j, t in self._ended_at.items() if now - t > keep_seconds]:
+                self._procs.pop(job_id, None)
+                self._ended_at.pop(job_id, None)
+
+    def running_pids(self) -> list[int]:
+        """Process ids of the workers this server process started that still run."""
+        with self._lock:
+            return [p.pid for p in self._procs.values() if p.poll() is None]
+
     def submit(self, job: JobRef, token: str, server_url: str) -> Submitted:
+        self._prune()
         work = self.work_dir(job.id)
         work.mkdir(parents=True, exist_ok=True)
         cmd = self.command(job.id, server_url)
@@ -129,12 +144,12 @@ class LocalBackend(TrainingBackend):
     def check(self, job: JobRef) -> Check:
         with self._lock:
             proc = self._procs.get(job.id)
-        if proc is not None:
+        if proc is not None:  # started by this server process: its exit code is known
             code = proc.poll()
             if code is None:
                 return Check("running")
             with self._lock:
-                self._procs.pop(job.id, None)
+                self._ended_at.setdefault(job.id, time.monotonic())
             how = f"exited with code {code}" if code >= 0 else f"was killed by signal {-code}"
             return Check("ended", ok=code == 0, reason=f"the worker process {how}", tail=self._tail(job.id))
         where = parse_handle(job.handle)
@@ -168,6 +183,8 @@ class LocalBackend(TrainingBackend):
     def cancel(self, job: JobRef) -> None:
         with self._lock:
             proc = self._procs.pop(job.id, None)
+        if proc is not None and proc.poll() is not None:
+            return  # it has ended already (and its pid may belong to someone else by now)
         pid = proc.pid if proc is not None else None
         if pid is None:
             where = parse_handle(job.handle)
