@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 
 from sqlalchemy.exc import OperationalError
@@ -36,6 +37,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .core.logging import configure_logging, logging_config
 
     settings = _settings()
+    if settings.training_server_url is None:
+        # local training workers reach this server where it listens (0.0.0.0 -> loopback)
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{args.port}"
+        os.environ["WAFERDESK_TRAINING_SERVER_URL"] = url  # also for --workers > 1 (each builds its own app)
+        settings = settings.model_copy(update={"training_server_url": url})
     configure_logging(settings.log_level)
     _preflight(settings)
     log.info(
@@ -67,7 +74,7 @@ def _preflight(settings: Settings) -> None:
 
     ctx = ServerContext.build(settings)
     try:
-        ctx.start()
+        ctx.start(training=False)
     finally:
         ctx.close()
 

@@ -21,6 +21,7 @@ from .services.cache import ResultCache, make_cache
 from .services.metrics import Metrics
 from .services.prediction import PredictionService
 from .services.registry import register_startup_models
+from .services.training.manager import TrainingManager
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +35,37 @@ class ServerContext:
     cache: ResultCache
     metrics: Metrics
     predictor: PredictionService
+    training: TrainingManager
 
     @classmethod
     def build(cls, settings: Settings) -> ServerContext:
         engine = make_engine(settings.sqlalchemy_url)
         cache = make_cache(settings)
         metrics = Metrics()
+        sessions = make_sessionmaker(engine)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=sessions,
             auth=AuthService(settings),
             cache=cache,
             metrics=metrics,
             predictor=PredictionService(settings, cache, metrics),
+            training=TrainingManager(settings, sessions),
         )
 
-    def start(self) -> None:
-        """Migrate (unless turned off) and register the start-up models."""
+    def start(self, training: bool = True) -> None:
+        """Migrate (unless turned off), register the start-up models, start the training manager."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.settings.auto_migrate:
             rev = upgrade(self.engine)
             log.info("database %s at revision %s", self.engine.url.render_as_string(hide_password=True), rev)
         with session_scope(self.sessions) as session:
             register_startup_models(session, self.settings)
+        if training:
+            self.training.start()
 
     def close(self) -> None:
+        self.training.close()
         self.cache.close()
         self.engine.dispose()

@@ -2,7 +2,9 @@
 
 ``require(permission)`` is THE gate: it authenticates the bearer token (401 with a code
 saying why: missing, invalid, expired, revoked) and checks the caller's role against
-:data:`server.core.permissions.ROLES_FOR` (403). Each route declares exactly one, e.g.::
+:data:`server.core.permissions.ROLES_FOR` (403). The ``training:worker`` routes take a
+training job's own worker token instead; a person's token is refused there (403).
+Each route declares exactly one, e.g.::
 
     @router.get("/wafers")
     def list_wafers(user: Annotated[User, Depends(require(Permission.WAFERS_READ))], ...)
@@ -27,8 +29,10 @@ from starlette.routing import BaseRoute
 
 from ..context import ServerContext
 from ..core.errors import NotAuthenticatedError, PermissionDeniedError
-from ..core.permissions import ANONYMOUS_ALLOWED, Permission, allows
+from ..core.permissions import ANONYMOUS_ALLOWED, TOKEN_ONLY, Permission, allows
 from ..db.models import User
+from ..services.training import tokens as job_tokens
+from ..services.training.jobs import authenticate_worker
 
 # auto_error=False: a missing token is answered by `require` in the one error shape
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
@@ -75,6 +79,10 @@ class PermissionCheck:
             raise NotAuthenticatedError(
                 "authentication required: send 'Authorization: Bearer <access token>' (POST /auth/login)"
             )
+        if self.permission in TOKEN_ONLY and job_tokens.looks_like_job_token(token):
+            # a training worker: its job's token (the route reads the job from request.state)
+            request.state.training_job = authenticate_worker(session, token)
+            return None
         user, session_id = ctx.auth.user_for_access_token(session, token)
         request.state.user = user
         request.state.session_id = session_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -27,6 +27,12 @@ SECRET_FILE = "jwt-secret"
 
 class ConfigError(Exception):
     """Settings that cannot run the server; the message says what to change."""
+
+
+def _version() -> str:
+    from waferdesk import __version__
+
+    return __version__
 
 
 def default_data_dir() -> Path:
@@ -92,6 +98,39 @@ class Settings(BaseSettings):
     al_max_candidates: int = Field(20_000, ge=1)
     al_max_batch: int = Field(1000, ge=1)
 
+    # -- training jobs (docs/training.md) ------------------------------------------------
+    training_backend: Literal["local", "kubernetes"] = "local"
+    # the URL a training worker uses to reach this server (``serve`` fills it in for the local
+    # backend from its host and port; on Kubernetes: the server's Service URL)
+    training_server_url: str | None = None
+    training_max_concurrent: int = Field(1, ge=1, le=256)  # jobs running at once (local backend)
+    training_poll_seconds: float = Field(2.0, gt=0, le=300)  # how often jobs are dispatched and checked
+    # a running job whose worker has not been heard of for this long is failed (never "running" forever)
+    training_heartbeat_timeout_seconds: int = Field(30 * 60, ge=10)
+    training_cancel_grace_seconds: float = Field(10.0, ge=0)  # SIGTERM, then SIGKILL after this
+    # local backend: the worker command; default ``<this python> -m waferdesk.worker``
+    training_worker_command: list[str] | None = None
+    # Kubernetes backend (the official client; in-cluster config or a kubeconfig)
+    k8s_config: Literal["auto", "incluster", "kubeconfig"] = "auto"
+    k8s_kubeconfig: Path | None = None
+    k8s_context: str | None = None
+    k8s_namespace: str = "waferdesk"
+    k8s_image: str = Field(default_factory=lambda: f"waferdesk-trainer:{_version()}")  # same version as the server
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    k8s_service_account: str | None = None
+    k8s_gpus: int = Field(1, ge=0, le=64)  # nvidia.com/gpu limit per job (0: a CPU job)
+    k8s_gpu_resource: str = "nvidia.com/gpu"
+    k8s_cpu: str = "4"  # request
+    k8s_memory: str = "16Gi"  # request and limit
+    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    )
+    k8s_backoff_limit: int = Field(0, ge=0, le=20)  # pod retries; training failures are rarely transient
+    k8s_ttl_seconds_after_finished: int = Field(24 * 3600, ge=0)
+    k8s_active_deadline_seconds: int | None = Field(None, ge=60)
+    k8s_image_pull_secrets: list[str] = Field(default_factory=list)
+
     # -- operation -----------------------------------------------------------------------
     auto_migrate: bool = True
     docs_enabled: bool = True
@@ -129,6 +168,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def training_dir(self) -> Path:
+        """Work folders of local training jobs (worker output, datasets, run directories)."""
+        return self.data_dir / "training"
 
     def secret(self) -> str:
         """The JWT signing secret; in development a generated one kept in the data folder."""

@@ -52,6 +52,8 @@ class Permission(StrEnum):
     # training jobs
     TRAINING_READ = "training:read"
     TRAINING_RUN = "training:run"
+    # a training job's own worker: held by no role, only by that job's token (see TOKEN_ONLY)
+    TRAINING_WORKER = "training:worker"
 
 
 _ALL = frozenset(Role)
@@ -80,9 +82,13 @@ ROLES_FOR: dict[Permission, frozenset[Role]] = {
     Permission.EXPORTS_RUN: _ENG,
     Permission.TRAINING_READ: _ENG,
     Permission.TRAINING_RUN: _ENG,
+    Permission.TRAINING_WORKER: frozenset(),
 }
 
 ANONYMOUS_ALLOWED = frozenset({Permission.PUBLIC})
+TOKEN_ONLY = frozenset({Permission.TRAINING_WORKER})
+"""Permissions no person holds, not even an admin: only a per-job worker token (a training job's
+worker reports its metrics and uploads its model with it; a person's token is refused with 403)."""
 DEFAULT_ROLE = Role.VIEWER  # what self-registration creates
 
 
@@ -110,6 +116,7 @@ def matrix_table() -> str:
     for p in Permission:
         cells = ["yes" if r in ROLES_FOR[p] else "-" for r in roles]
         name = p.value + (" (no token)" if p in ANONYMOUS_ALLOWED else "")
+        name += " (job token only)" if p in TOKEN_ONLY else ""
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

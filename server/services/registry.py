@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -128,3 +129,33 @@ def register_startup_models(session: Session, settings: Settings) -> list[Regist
             log.error("shipped default model not registered: %s", exc)
     session.commit()
     return out
+
+
+def _numeric_leaves(data: Any, prefix: str = "") -> dict[str, float]:
+    """``{"validation": {"synthetic": {"miou": 0.9}}}`` -> ``{"validation.synthetic.miou": 0.9}``."""
+    out: dict[str, float] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == "confusion":
+                continue
+            out.update(_numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        out[prefix] = float(data)
+    return out
+
+
+def compare_metrics(promoted: dict[str, Any] | None, previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The two cards' numeric metrics side by side (every metric either of them reports)."""
+    a, b = _numeric_leaves(promoted or {}), _numeric_leaves(previous or {})
+    rows = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        rows.append(
+            {
+                "metric": key,
+                "promoted": x,
+                "previous": y,
+                "delta": round(x - y, 6) if x is not None and y is not None else None,
+            }
+        )
+    return rows

@@ -21,7 +21,15 @@ from server_helpers import bearer, create_user, login
 from starlette.routing import Route
 
 from server.api.deps import check_routes_declare_permissions, require, route_permission
-from server.core.permissions import ANONYMOUS_ALLOWED, ROLES_FOR, Permission, Role, allows, matrix_table
+from server.core.permissions import (
+    ANONYMOUS_ALLOWED,
+    ROLES_FOR,
+    TOKEN_ONLY,
+    Permission,
+    Role,
+    allows,
+    matrix_table,
+)
 
 DOCS_ROUTES = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 AUTH_CODES = {"not_authenticated", "invalid_token", "token_expired", "session_revoked", "account_disabled"}
@@ -126,6 +134,9 @@ def test_every_route_is_walked_against_the_matrix(client) -> None:
         "POST /active-learning/queue/claim",
         "POST /active-learning/queue/{item_id}/skip",
         "GET /active-learning/stats",
+        "POST /training/jobs",
+        "POST /training/worker/{job_id}/model",
+        "POST /models/{model_id}/promote",
     ):
         assert must in walked
     assert len(walked) >= 45, walked
@@ -149,8 +160,10 @@ def test_a_route_without_a_permission_cannot_be_mounted() -> None:
 
 
 def test_matrix_rules() -> None:
-    # admin holds everything; anonymous only PUBLIC; self-registered role is the least
-    assert all(Role.ADMIN in roles for roles in ROLES_FOR.values())
+    # admin holds everything a person can hold; job-token permissions no person holds;
+    # anonymous only PUBLIC; self-registered role is the least
+    assert all(Role.ADMIN in roles for p, roles in ROLES_FOR.items() if p not in TOKEN_ONLY)
+    assert {Permission.TRAINING_WORKER} == TOKEN_ONLY and all(not ROLES_FOR[p] for p in TOKEN_ONLY)
     assert {Permission.PUBLIC} == ANONYMOUS_ALLOWED
     assert not allows(Role.VIEWER, Permission.WAFERS_UPLOAD)
     assert not allows(Role.ANNOTATOR, Permission.PREDICTIONS_RUN)

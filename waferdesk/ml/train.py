@@ -169,6 +169,7 @@ def train(
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     new_steps: int | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the run's summary (also in ``summary.json``).
 
@@ -282,7 +283,11 @@ def train(
             "wafers_seen": stream.state.next_index,
             "time_s": round(elapsed + time.perf_counter() - t_start, 1),
             "lr": opt.param_groups[0]["lr"],
-            "train_loss": float(np.mean([t["loss"] for t in train_log[-50:]])) if train_log else None,
+            "train_loss": (
+                float(np.mean([t["loss"] for t in train_log[-50:]]))
+                if train_log
+                else (float(np.mean(window)) if window else None)  # before the first LOG_EVERY steps
+            ),
             "val_loss": vloss,
             "val": {k: v for k, v in synthetic_metrics(val, preds).items() if k != "confusion"},
         }
@@ -310,6 +315,8 @@ def train(
         if real:
             msg += f", real acc {entry['real']['accuracy']}, macro-F1 {entry['real']['macro_f1']}"
         log(msg)
+        if on_epoch is not None:  # e.g. the server's training worker reports every epoch
+            on_epoch(entry)
         return entry
 
     from tqdm import tqdm

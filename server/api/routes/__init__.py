@@ -4,7 +4,19 @@ A later issue adds its module (``annotations``, ``queue``, ``exports``, ``traini
 line here; every route in it declares its permission with ``require(...)``.
 """
 
-from . import active_learning, annotations, auth, exports, models, predictions, system, users, wafers
+from . import (
+    active_learning,
+    annotations,
+    auth,
+    exports,
+    models,
+    predictions,
+    system,
+    training,
+    training_worker,
+    users,
+    wafers,
+)
 
 ROUTERS = [
     system.router,
@@ -16,4 +28,6 @@ ROUTERS = [
     exports.router,  # before annotations: /annotations/export and /import are not annotation ids
     annotations.router,
     active_learning.router,
+    training.router,
+    training_worker.router,
 ]

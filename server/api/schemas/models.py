@@ -24,3 +24,21 @@ class ModelOut(BaseModel):
 
 class ModelDetail(ModelOut):
     card: dict[str, Any]
+
+
+class MetricPair(BaseModel):
+    metric: str
+    promoted: float | None
+    previous: float | None
+    delta: float | None
+
+
+class Promotion(BaseModel):
+    """A promotion: the model now served, the one it replaced, and their card metrics side by side."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: ModelDetail
+    previous: ModelOut | None
+    already_active: bool = False
+    comparison: list[MetricPair]

@@ -9,6 +9,7 @@ from .active_learning import ALRound, QueueItem
 from .annotations import Annotation, AuditLog
 from .predictions import InferenceLog, Prediction
 from .registry import RegisteredModel
+from .training import TrainingJob, TrainingLogLine, TrainingMetric
 from .users import AuthSession, LoginThrottle, RefreshToken, User
 from .wafers import Wafer
 
@@ -24,6 +25,9 @@ __all__ = [
     "QueueItem",
     "RefreshToken",
     "RegisteredModel",
+    "TrainingJob",
+    "TrainingLogLine",
+    "TrainingMetric",
     "User",
     "Wafer",
 ]
