@@ -53,7 +53,10 @@ def test_without_a_model_the_app_still_opens_and_says_so(qtbot, app_home, wafer_
     win, store = make_window(qtbot, tmp_path / "missing.onnx")
     assert win.actions["auto_run"].isChecked()
     try:
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        # the engine's flag and the status bar are two queued slots of one signal: wait for both
+        qtbot.waitUntil(
+            lambda: win.engine.available is not None and "No model" in win.model_label.text(), timeout=30000
+        )
         assert win.engine.available is False
         assert "No model available" in win.model_label.text()
         assert "missing.onnx" in win.model_label.toolTip()
