@@ -56,6 +56,28 @@ def test_evaluate_records_metrics_in_the_card(tiny_onnx: Path, tmp_path: Path, c
     assert "mIoU" in text and "not evaluated" in text
     card = load_model_card(model)  # sha still matches: only the card changed
     assert card.metrics["test"]["synthetic"]["n_wafers"] == 4 and card.metrics["test"]["miou"] is not None
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--real",
+                "none",
+                "--limit",
+                "2",
+                "--record",
+                "check",
+            ]
+        )
+        == 0
+    )
+    card = load_model_card(model)
+    assert card.metrics["check"]["synthetic"]["n_wafers"] == 2 and card.metrics["test"]["synthetic"]["n_wafers"] == 4
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--real", "none", "--record", "bad key"]) == 2
+    assert "'bad key' is not a valid key" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_unlabelled_or_missing_files(tiny_onnx: Path, tmp_path: Path, capsys) -> None:

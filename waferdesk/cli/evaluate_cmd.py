@@ -43,7 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="also write metrics.json and confusion matrices (JSON + PNG) here")
     p.add_argument("--batch-size", type=int, default=32, help="wafers per inference batch (default 32)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N wafers of each set (0: all)")
-    p.add_argument("--record", action="store_true", help="store the results in the model's card (metrics.test)")
+    p.add_argument(
+        "--record",
+        nargs="?",
+        const="test",
+        metavar="KEY",
+        help="store the results in the model's card as metrics.KEY (default KEY: test); the shipped card "
+        "holds 'test' (the full sets) and 'check' (a small set a test re-evaluates)",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise WaferDeskError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.record is not None and not args.record.isidentifier():
+        raise WaferDeskError(f"--record: {args.record!r} is not a valid key (letters, digits, _)")
     model = args.model or default_model_path()
     if not Path(model).is_file():
         from ..core.errors import ModelError
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         card_file = card_path_for(model)
         card = load_card(card_file)
-        card.metrics["test"] = {
+        card.metrics[args.record] = {
             "command": "waferdesk evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else None,
             **{k: v for k, v in result.items() if k not in ("model",)},
         }
