@@ -193,6 +193,10 @@ class ServerClient:
         """The die grid (0 no die, 1 pass, 2 fail) of a stored wafer."""
         return np.asarray(self.get_wafer(wafer_id)["dies"], dtype=np.uint8)
 
+    def wafer_predictions(self, wafer_id: int) -> list[dict[str, Any]]:
+        """Stored predictions of a wafer (no masks), newest first."""
+        return self._call("GET", f"/wafers/{wafer_id}/predictions")
+
     def get_prediction(self, prediction_id: int) -> dict[str, Any]:
         return self._call("GET", f"/predictions/{prediction_id}", params={"mask": "rle"})
 
