@@ -58,7 +58,7 @@ def _mine(api, wafer_id):
 
 
 def test_a_lost_answer_is_retried_without_a_duplicate(lab) -> None:
-    live, api, wire, box = lab
+    _live, api, wire, box = lab
     item, labels = _claimed(api)
     wid = item["wafer"]["id"]
     entry = box.add(
@@ -77,7 +77,7 @@ def test_a_lost_answer_is_retried_without_a_duplicate(lab) -> None:
 
 
 def test_a_lost_answer_of_an_edit_is_recognised_on_retry(lab) -> None:
-    live, api, wire, box = lab
+    _live, api, wire, box = lab
     item, labels = _claimed(api)
     wid = item["wafer"]["id"]
     draft = api.create_annotation(wid, labels)  # the user's earlier draft of this wafer
@@ -93,7 +93,7 @@ def test_a_lost_answer_of_an_edit_is_recognised_on_retry(lab) -> None:
 
 
 def test_offline_entries_wait_then_go(lab) -> None:
-    live, api, wire, box = lab
+    _live, api, wire, box = lab
     item, labels = _claimed(api)
     wire.offline = True
     box.add(api.base_url, "ann", item["wafer"]["id"], "w", labels)
@@ -108,7 +108,7 @@ def test_offline_entries_wait_then_go(lab) -> None:
 
 
 def test_a_changed_server_version_is_a_conflict_settled_by_the_user(lab) -> None:
-    live, api, wire, box = lab
+    live, api, _wire, box = lab
     item, labels = _claimed(api)
     wid = item["wafer"]["id"]
     theirs_labels = labels.copy()

@@ -51,7 +51,7 @@ def test_a_retried_create_with_the_same_client_key_returns_the_first_annotation(
 
 
 def test_claim_with_exclude_hands_out_a_second_item_to_prefetch(team) -> None:
-    client, h, truth = team
+    client, h, _truth = team
     r = client.post("/active-learning/query", json={"strategy": "uncertainty", "batch_size": 4}, headers=h["eng"])
     assert r.status_code == 201, r.text
 
