@@ -44,7 +44,7 @@ class ConflictDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Conflict: {title}")
         self.choice: str | None = None
-        head = QLabel(
+        self.head = head = QLabel(
             f"<b>{title}</b>: the server's annotation changed after yours was based on it.<br>"
             f"<b>Theirs</b>: version {theirs.get('version')}, {theirs.get('status')}, "
             f"by {theirs.get('annotator') or '?'}, {_when(theirs.get('updated_at'))}<br>"

@@ -101,8 +101,14 @@ class ReviewPanel(QWidget):
             self.open_requested.emit(int(self.rows[row]["annotation"]["id"]))
 
     def remove(self, annotation_id: int) -> None:
+        """Drop a reviewed row and open the next one (reviews go one after another)."""
         keep = [r for r in self.rows if r["annotation"]["id"] != annotation_id]
+        self.table.blockSignals(True)
         self.set_rows(keep)
+        self.table.setCurrentCell(-1, -1)
+        self.table.blockSignals(False)
+        if keep:
+            self.table.setCurrentCell(0, 0)
 
 
 class ReviewController(QObject):

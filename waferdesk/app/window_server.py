@@ -110,8 +110,6 @@ class ServerCommands:
             store = self.token_store
             store.save(api.base_url, session.username, api.refresh_token)
             api.tokens.on_refresh = lambda tok: store.save(api.base_url, session.username, tok)
-            if store.notice:
-                self.statusBar().showMessage(store.notice, 15000)
         self.session = session
         self.outbox = Outbox(self.outbox_path)
         if session.capabilities.sees_queue:
@@ -125,6 +123,9 @@ class ServerCommands:
             self.queue.sync_now()  # anything left from an offline session
         if sync_model:
             self.sync_model()
+        if self.token_store.notice:  # after the model check's message, so it stays readable
+            self.statusBar().showMessage(self.token_store.notice, 15000)
+            self.server_label.setToolTip(self.token_store.notice)
         log.info("signed in: %s", session.description)
         return session
 

@@ -53,8 +53,9 @@ class TokenStore:
 
     def _fall_back(self, exc: BaseException) -> None:
         if self.notice is None:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.notice = f"No OS keyring ({why[:80]}): sign-in kept in {self._path()} (only you can read it)"
+            first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else ""
+            why = type(exc).__name__ + (f": {first[:60]}" if first else "")
+            self.notice = f"No OS keyring ({why}): sign-in kept in {self._path()} (only you can read it)"
             log.warning(self.notice)
         self.where = str(self._path())
 

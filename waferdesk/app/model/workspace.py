@@ -168,8 +168,8 @@ class Workspace:
         have = self._by_key.get(entry.key)
         if have is not None:
             return have
-        if self.drafts is not None and entry.key in self.drafts:
-            self._restore(entry)
+        if self.drafts is not None:
+            self._restore(entry)  # nothing happens without a draft of this wafer
         self.entries.append(entry)
         self._by_key[entry.key] = entry
         return entry
