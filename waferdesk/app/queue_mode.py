@@ -33,6 +33,9 @@ from .net import NetRunner
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_MS = 4000
+# after Submit, background work (send, prefetch the one after) starts once the next wafer is
+# drawn: JSON decoding in those threads holds the GIL and would slow the wafer's first paint
+BACKGROUND_DELAY_MS = 250
 MAX_HELD = 4  # items in hand at once (the server's ``exclude`` limit)
 SKIP_REASONS = (
     "map is unreadable or corrupt",
@@ -111,7 +114,7 @@ class QueueController(QObject):
         if self.prefetched is not None:
             task, self.prefetched = self.prefetched, None
             self._show(task)
-            self._prefetch()
+            QTimer.singleShot(BACKGROUND_DELAY_MS, self._prefetch)
             return
         self._want_show = True
         if not self.fetching:
@@ -128,8 +131,25 @@ class QueueController(QObject):
             return
         exclude = sorted(self.held)
         self.fetching = True
-        self.fetcher.run(lambda: self.session.fetch_task(self.fetch_api, exclude), self._fetched, self._fetch_failed)
+        self.fetcher.run(
+            lambda: self._prepared(self.session.fetch_task(self.fetch_api, exclude)), self._fetched, self._fetch_failed
+        )
         self.changed.emit()
+
+    def _prepared(self, task: QueueTask | None) -> QueueTask | None:
+        """In the worker thread: the wafer entry as the browser will show it (content hash,
+        labels, the pre-annotation's summary), so showing it costs only the drawing."""
+        if task is not None:
+            entry = WaferEntry(
+                task.wafer,
+                Path(f"{self.session.server}/wafers/{task.wafer_db_id}"),
+                task.item_id,
+                given=LabelMask(task.labels.copy()),
+            )
+            if task.prediction is not None:
+                entry.prediction = from_mask(task.prediction, task.wafer, task.model_version)
+            task.entry = entry
+        return task
 
     def _prefetch(self) -> None:
         if self.prefetch_enabled and self.prefetched is None and not self.fetching and not self.empty:
@@ -164,17 +184,12 @@ class QueueController(QObject):
         self.changed.emit()
 
     def _show(self, task: QueueTask) -> WaferEntry:
-        entry = WaferEntry(
-            task.wafer,
-            Path(f"{self.session.server}/wafers/{task.wafer_db_id}"),
-            task.item_id,
-            given=LabelMask(task.labels.copy()),
-        )
-        entry = self.win.ws.add(entry)
+        fresh = task.entry if task.entry is not None else self._prepared(task).entry
+        entry = self.win.ws.add(fresh)
         if entry.remote != "in queue":
             entry.remote, entry.sync = "in queue", ""
-        if task.prediction is not None:
-            entry.prediction = from_mask(task.prediction, task.wafer, task.model_version)
+        if entry is not fresh and fresh.prediction is not None:
+            entry.prediction = fresh.prediction
         self.tasks[entry.key] = task
         self.current = task
         task.opened_at = time.monotonic()
@@ -236,7 +251,7 @@ class QueueController(QObject):
         self.win.browser.refresh_entry(e)
         self.current = None
         self.claim_next()
-        self.sync_now()
+        QTimer.singleShot(BACKGROUND_DELAY_MS, self.sync_now)
         return True
 
     def skip_current(self, reason: str | None = None) -> bool:

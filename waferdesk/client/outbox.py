@@ -136,32 +136,54 @@ class Outbox:
         grid = np.ascontiguousarray(labels, dtype=np.uint8)
         key = f"wd-{uuid.uuid4().hex}"
         now = time.time()
-        self._exec(
-            "INSERT INTO outbox (key, server, username, wafer_id, title, rows, cols, labels, source, prediction_id,"
-            " time_spent_s, base_id, base_version, state, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                server.rstrip("/"),
-                username,
-                int(wafer_id),
-                title,
-                grid.shape[0],
-                grid.shape[1],
-                zlib.compress(grid.tobytes(), 6),
-                source,
-                prediction_id,
-                float(time_spent_s),
-                base_id,
-                base_version,
-                PENDING,
-                now,
-                now,
-            ),
+        server = server.rstrip("/")
+        values = (
+            key,
+            server,
+            username,
+            int(wafer_id),
+            title,
+            grid.shape[0],
+            grid.shape[1],
+            zlib.compress(grid.tobytes(), 1),  # level 1: a mask shrinks just as well, 10x faster
+            source,
+            prediction_id,
+            float(time_spent_s),
+            base_id,
+            base_version,
+            PENDING,
+            now,
+            now,
         )
-        got = self.get(key)
-        assert got is not None
-        return got
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO outbox (key, server, username, wafer_id, title, rows, cols, labels, source,"
+                " prediction_id, time_spent_s, base_id, base_version, state, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            row_id = int(cur.lastrowid or 0)
+        return Entry(
+            row_id,
+            key,
+            server,
+            username,
+            int(wafer_id),
+            title,
+            grid.copy(),
+            source,
+            prediction_id,
+            float(time_spent_s),
+            base_id,
+            base_version,
+            PENDING,
+            "",
+            None,
+            0,
+            None,
+            now,
+            now,
+        )
 
     def _set(self, key: str, **values: Any) -> None:
         values["updated"] = time.time()

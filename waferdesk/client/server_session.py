@@ -51,6 +51,7 @@ class QueueTask:
     base_status: str | None
     fetch_ms: float
     opened_at: float = 0.0  # when it went on screen (time spent)
+    entry: Any = None  # the desktop's view of it, prepared in the fetching thread
 
     @property
     def title(self) -> str:
