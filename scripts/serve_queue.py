@@ -7,7 +7,8 @@ queue / review screenshots.
 Starts ``python -m server serve`` on a free loopback port (SQLite in a temp folder), creates
 ``eng`` (engineer) and ``ann`` (annotator) with password ``queue-demo-password``, uploads
 ``--wafers`` synthetic wafers, queues them all (the query predicts them: the pre-annotations),
-submits ``--reviews`` of them as ``ann`` (for review mode), then runs COMMAND with
+submits ``--reviews`` of them as ``ann`` with the generator's ground truth as the corrected labels
+(for review mode), then runs COMMAND with
 ``WAFERDESK_SERVER`` / ``WAFERDESK_USER`` / ``WAFERDESK_PASSWORD`` set and stops the server.
 Without ``--model`` the tiny test model (tests/model_fixtures.py) serves, so the numbers are
 the desktop's and the server's overhead, not inference time.
@@ -90,17 +91,19 @@ def main() -> int:
         recs = _wafers(args.size, args.wafers) if args.size else list(generate(args.wafers, seed=7))
         path = write_wdm(tmp / "queue.wdm", recs)
         with ServerClient.login(url, "eng", PASSWORD) as eng:
-            eng.upload(path)
+            uploaded = eng.upload(path)["wafers"]
             rnd = eng.query(strategy="uncertainty", batch_size=args.wafers)
         print(f"serve_queue: {url}, {len(rnd['items'])} wafers queued (round {rnd['number']})", flush=True)
+        by_hash = {r.wafer.content_hash(): r.mask.labels for r in recs if r.mask is not None}
+        truth = {w["id"]: by_hash[w["content_hash"]] for w in uploaded if w["content_hash"] in by_hash}
         with ServerClient.login(url, "ann", PASSWORD) as ann:
-            for _ in range(args.reviews):
+            for _ in range(args.reviews):  # the annotator's corrections: the generator's ground truth
                 item = ann.claim_next()["item"]
-                labels = ann.prediction_labels(item["prediction_id"])
+                labels = truth[item["wafer"]["id"]]
                 ann.create_annotation(
                     item["wafer"]["id"],
                     labels,
-                    source="accepted_prediction",
+                    source="corrected_prediction",
                     prediction_id=item["prediction_id"],
                     submit=True,
                     time_spent_s=35.0,

@@ -138,6 +138,8 @@ def test_queue_claim_edit_submit_next_and_skip(qtbot, live, make_window, tmp_pat
     assert first.remote == "submitted"
     qtbot.waitUntil(lambda: first.sync == "synced", timeout=WAIT)
     assert "0 pending · 1 synced" in win.outbox_label.text()
+    m = win.browser.model
+    assert m.data(m.index(m.row_of(first), 5)) == "submitted ✓"
     (ann,) = api.annotations_for_wafer(task.wafer_db_id)
     assert ann["status"] == "submitted" and ann["source"] == "corrected_prediction"
     assert ann["prediction_id"] == task.prediction_id
@@ -171,6 +173,8 @@ def test_offline_submission_waits_in_the_outbox_and_goes_when_the_server_is_back
     assert _on_screen_queue_entry(win) is not None  # prefetched: work goes on offline
     qtbot.wait(600)
     assert first.sync == "pending" and "1 pending" in win.outbox_label.text()
+    m = win.browser.model
+    assert m.data(m.index(m.row_of(first), 5)) == "sending ↑"
     back = start_server(tmp_path, tiny_model, port=port)  # same database, same address
     try:
         qtbot.waitUntil(lambda: first.sync == "synced", timeout=WAIT)
@@ -239,6 +243,10 @@ def test_review_mode_annotation_beside_prediction_approve_and_reject(qtbot, live
     qtbot.waitUntil(lambda: win.doc.current is not None and win.doc.current.read_only, timeout=WAIT)
     e = win.doc.current
     assert e.prediction is not None and not win.doc.editable and e.remote == "review · ann"
+    assert (
+        not panel.model_picture.pixmap().isNull()
+        and "differs from the annotation on <b>0</b>" in panel.model_title.text()
+    )
     win.set_mode("prediction")
     assert win.view.mode == "prediction"
     win.set_mode("labels")

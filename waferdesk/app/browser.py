@@ -37,6 +37,7 @@ STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Pre
 STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
 # outbox state of a submitted queue wafer
 SYNC_COLOURS = {"pending": theme.WARN, "synced": "#6cc070", "failed": "#e06c6c", "conflict": "#e06c6c"}
+SYNC_TEXT = {"pending": "sending ↑", "synced": "submitted ✓", "failed": "failed ✗", "conflict": "conflict ⚠"}
 
 
 class WaferTableModel(QAbstractTableModel):
@@ -131,6 +132,8 @@ class WaferTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS:
             colour = SYNC_COLOURS.get(e.sync) if e.sync else STATUS_COLOURS.get(e.status)
             return QColor(colour) if colour else QColor(theme.MUTED)
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_STATUS and e.remote:
+            return f"{e.remote}" + (f", outbox: {e.sync}" if e.sync else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             h, w = e.wafer.shape
             return f"{e.title} · {h}×{w} dies · {e.source.name} (wafer {e.index + 1} in the file)"
@@ -152,7 +155,7 @@ class WaferTableModel(QAbstractTableModel):
             u = e.uncertainty()
             return "" if u is None else f"{u:.3f}"
         if e.remote:
-            return f"{e.remote} · {e.sync}" if e.sync else e.remote
+            return SYNC_TEXT.get(e.sync, e.sync) if e.sync else e.remote
         return str(e.status)
 
     @staticmethod

@@ -37,7 +37,7 @@ from .lotview import LotView
 from .model.layers import LayerStyle
 from .model.predictions import ProbabilityCache
 from .model.readout import die_readout
-from .model.workspace import WaferEntry, Workspace
+from .model.workspace import Status, WaferEntry, Workspace
 from .side_panel import SidePanel
 from .tools import TOOL_CLASSES, ToolSettings
 from .view.page import WaferPage
@@ -347,7 +347,12 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
 
     def _show_draft_state(self) -> None:
         e = self.doc.current
-        self.draft_label.setText("" if e is None else f"labels: {e.status}")
+        if e is not None and e.remote and e.status is Status.FROM_FILE:
+            self.draft_label.setText(
+                "labels: model pre-annotation" if e.remote == "in queue" else "labels: as submitted"
+            )
+        else:
+            self.draft_label.setText("" if e is None else f"labels: {e.status}")
 
     def _hovered(self, row: int, col: int) -> None:
         e = self.doc.current

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -25,13 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from ..client.server_session import ReviewEntry, ServerSession
-from ..core.wafer import LabelMask
+from ..core.render import wafer_picture
+from ..core.wafer import FAIL, LabelMask
 from .conflict import _when
 from .model.predictions import from_mask
 from .model.workspace import WaferEntry
 from .net import NetRunner
 
 COLUMNS = ("Wafer", "Annotator", "Submitted", "Dies", "Main class")
+MODEL_PICTURE = 260  # px
 
 
 class ReviewPanel(QWidget):
@@ -50,6 +54,7 @@ class ReviewPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.currentCellChanged.connect(self._row_changed)
         self.refresh_button = QPushButton("Refresh")
@@ -62,12 +67,36 @@ class ReviewPanel(QWidget):
             buttons.addWidget(b)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        # side by side: the map shows the annotation, this picture the model's mask
+        self.model_title = QLabel("")
+        self.model_picture = QLabel()
+        self.model_picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_picture.setMinimumHeight(MODEL_PICTURE)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.title)
-        lay.addWidget(self.table)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.model_title)
+        lay.addWidget(self.model_picture)
         lay.addWidget(self.info)
         lay.addLayout(buttons)
+
+    def show_model(self, review: ReviewEntry | None) -> None:
+        """The model's mask of the wafer under review, beside the annotation on the map."""
+        if review is None or review.prediction is None:
+            self.model_title.setText("")
+            self.model_picture.clear()
+            return
+        rgb = np.ascontiguousarray(wafer_picture(review.wafer, LabelMask(review.prediction), target=MODEL_PICTURE))
+        h, w = rgb.shape[:2]
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.model_picture.setPixmap(QPixmap.fromImage(image))
+        fails = review.wafer.dies == FAIL
+        differ = int((fails & (review.labels != review.prediction)).sum())
+        self.model_title.setText(
+            f"<b>Model {review.model_version}</b> (M shows it on the map): differs from the annotation on "
+            f"<b>{differ}</b> of {int(fails.sum())} failing dies"
+        )
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -172,9 +201,10 @@ class ReviewController(QObject):
         self.win.browser.select(entry)
         self.win.open_entry(entry)
         self.win.view.refresh()
+        self.panel.show_model(review)
         self.panel.info.setText(
-            f"annotation {a['id']} v{a['version']} by {a.get('annotator') or '?'} · "
-            f"{a.get('source', '').replace('_', ' ')} · L = annotation, M = model {review.model_version}"
+            f"On the map: annotation {a['id']} (version {a['version']}) by {a.get('annotator') or '?'}, "
+            f"{a.get('source', '').replace('_', ' ')}, {a.get('time_spent_s', 0):.0f} s · L / M toggle the map"
         )
         self.panel.set_enabled(True)
         return entry
@@ -203,6 +233,7 @@ class ReviewController(QObject):
 
     def _reviewed(self, ann: dict[str, Any]) -> None:
         self.current = None
+        self.panel.show_model(None)
         self.panel.remove(int(ann["id"]))
         self.panel.info.setText(f"annotation {ann['id']} {ann['status']}")
         for key, rev in self.open.items():
