@@ -53,8 +53,9 @@ class ReviewPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, width in enumerate((146, 76, 88, 44)):
+            self.table.setColumnWidth(col, width)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.currentCellChanged.connect(self._row_changed)
         self.refresh_button = QPushButton("Refresh")
@@ -69,6 +70,7 @@ class ReviewPanel(QWidget):
         self.info.setWordWrap(True)
         # side by side: the map shows the annotation, this picture the model's mask
         self.model_title = QLabel("")
+        self.model_title.setWordWrap(True)
         self.model_picture = QLabel()
         self.model_picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.model_picture.setMinimumHeight(MODEL_PICTURE)
@@ -109,7 +111,7 @@ class ReviewPanel(QWidget):
             cells = (
                 row.get("wafer_title", f"wafer {a['wafer_id']}") + flag,
                 a.get("annotator") or "?",
-                _when(a.get("submitted_at") or a.get("updated_at")),
+                _when(a.get("submitted_at") or a.get("updated_at"))[5:16],  # MM-DD HH:MM
                 str(a.get("n_labelled", "")),
                 main,
             )

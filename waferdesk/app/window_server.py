@@ -205,6 +205,7 @@ class ServerCommands:
         self.tabifyDockWidget(self._dock_pair[0], self.review_dock)
         self.review_dock.show()
         self.review_dock.raise_()
+        self.resizeDocks([self.review_dock, self._dock_pair[1]], [475, 320], Qt.Orientation.Horizontal)
         self.review.refresh()
 
     # -- model sync ------------------------------------------------------------------------------
