@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def main() -> int:
     ap.add_argument("--reviews", type=int, default=0, help="queue wafers submitted by ann for review")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from waferdesk.app.bench import _wafers
     from waferdesk.client.api import ServerClient
