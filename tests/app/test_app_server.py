@@ -91,7 +91,7 @@ def test_sign_in_dialog_keyring_fallback_and_roles(qtbot, live, make_window, no_
     assert "No OS keyring" in win.statusBar().currentMessage()
     # the kept token signs in again (next start) without the password
     win.sign_out(forget=False)
-    assert win.resume_server(live.url, "ann").username == "ann"
+    assert win.resume_last_session().username == "ann"
     # a viewer looks but cannot edit
     signed_in(win, live, "viewer")
     assert not win.actions["brush"].isEnabled() and not win.doc.editable

@@ -36,6 +36,7 @@ SYNC_INTERVAL_MS = 4000
 # after Submit, background work (send, prefetch the one after) starts once the next wafer is
 # drawn: JSON decoding in those threads holds the GIL and would slow the wafer's first paint
 BACKGROUND_DELAY_MS = 250
+NET_TIMEOUT_S = 20.0  # a hung network fails a background call (retried later) rather than holding it
 MAX_HELD = 4  # items in hand at once (the server's ``exclude`` limit)
 SKIP_REASONS = (
     "map is unreadable or corrupt",
@@ -80,8 +81,8 @@ class QueueController(QObject):
         self.prefetch_enabled = prefetch
         self.fetcher = NetRunner("wd-queue", self)
         self.sender = NetRunner("wd-outbox", self)
-        self.fetch_api = session.api.clone()
-        self.send_api = session.api.clone()
+        self.fetch_api = session.api.clone(timeout=NET_TIMEOUT_S)
+        self.send_api = session.api.clone(timeout=NET_TIMEOUT_S)
         self.tasks: dict[str, QueueTask] = {}  # workspace key -> its task
         self.entry_of_outbox: dict[str, WaferEntry] = {}  # outbox key -> the wafer it submits
         self.item_of_outbox: dict[str, int] = {}
@@ -384,11 +385,11 @@ class QueueController(QObject):
         """Stop the threads; give the prefetched (never shown) item back to the queue."""
         self.sync_timer.stop()
         self.renew_timer.stop()
-        self.fetcher.close()
+        self.fetcher.close(wait=False)
+        self.sender.close(wait=False)
         if self.prefetched is not None:
-            with contextlib.suppress(ServerError):  # else its lease runs out on its own
-                self.send_api.release(self.prefetched.item_id)
-        self.sender.close()
+            with contextlib.suppress(ServerError), self.session.api.clone(timeout=3.0) as api:
+                api.release(self.prefetched.item_id)  # else its lease runs out on its own
 
 
 __all__ = ["QueueController", "SkipDialog"]

@@ -141,6 +141,11 @@ class ServerCommands:
             return None
         return self.connect_server(api)
 
+    def resume_last_session(self) -> ServerSession | None:
+        """At start-up: sign in again to the last server with its kept token, if there is one."""
+        url, user = str(self.settings.value("server/url", "")), str(self.settings.value("server/user", ""))
+        return self.resume_server(url, user) if url and user else None
+
     def sign_out(self, forget: bool = True) -> None:
         if isinstance(self.session, ServerSession) and forget:
             self.token_store.delete(self.session.server, self.session.username)

@@ -93,9 +93,11 @@ class ServerClient:
     def refresh_token(self) -> str | None:
         return self.tokens.refresh
 
-    def clone(self) -> ServerClient:
+    def clone(self, timeout: float | None = None) -> ServerClient:
         """A client for another thread: its own connection pool, the same sign-in."""
-        return ServerClient(self.base_url, timeout=self.timeout, transport=self.transport, tokens=self.tokens)
+        return ServerClient(
+            self.base_url, timeout=timeout or self.timeout, transport=self.transport, tokens=self.tokens
+        )
 
     # -- session ---------------------------------------------------------------------------
     @classmethod
