@@ -141,7 +141,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(900, 720)
+        self.resize(920, 780)
         label = QLabel(shortcuts_html())
         label.setWordWrap(True)
         area = QScrollArea()

@@ -187,6 +187,12 @@ class QueueController(QObject):
     def _show(self, task: QueueTask) -> WaferEntry:
         fresh = task.entry if task.entry is not None else self._prepared(task).entry
         entry = self.win.ws.add(fresh)
+        if entry is not fresh and entry.remote == "":
+            self.win.statusBar().showMessage(
+                f"{entry.title} was already open from {entry.source.name}: its labels are kept "
+                "(Accept prediction, A, takes the model's)",
+                8000,
+            )
         if entry.remote != "in queue":
             entry.remote, entry.sync = "in queue", ""
         if entry is not fresh and fresh.prediction is not None:
