@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout
 
 from ..client.api import ServerError, labels_from_payload
-from ..client.outbox import CONFLICT, FAILED, PENDING, SYNCED, Outbox
+from ..client.outbox import CONFLICT, DISCARDED, FAILED, PENDING, SYNCED, Outbox
 from ..client.server_session import QueueTask, ServerSession
 from ..core.taxonomy import IGNORE
 from ..core.wafer import FAIL, LabelMask
@@ -321,7 +321,7 @@ class QueueController(QObject):
             if out.state != entry.sync:
                 entry.sync = out.state if out.state != "discarded" else "took theirs"
                 self.win.browser.refresh_entry(entry)
-            if out.state == SYNCED:
+            if out.state in (SYNCED, DISCARDED):  # failed / conflict: the claim stays in hand until settled
                 self.held.discard(self.item_of_outbox.get(key, -1))
         self.win.update_outbox_label()
         self.changed.emit()
