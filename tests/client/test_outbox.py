@@ -10,7 +10,7 @@ import pytest
 from live_server import PASSWORD, seed_queue, start_server
 
 from waferdesk.client.api import ServerClient, labels_from_payload
-from waferdesk.client.outbox import CONFLICT, DISCARDED, PENDING, SYNCED, Outbox
+from waferdesk.client.outbox import CONFLICT, DISCARDED, FAILED, PENDING, SYNCED, Outbox
 
 
 class LosingTransport(httpx.BaseTransport):
@@ -105,6 +105,12 @@ def test_offline_entries_wait_then_go(lab) -> None:
     counts = box.sync(api, "ann")
     # the second entry of the same wafer re-uses the annotation (same labels: nothing to do)
     assert counts[SYNCED] == 2 and len(_mine(api, item["wafer"]["id"])) == 1
+    # a submission the server refuses is failed, with its reason, until the user retries it
+    gone = box.add(api.base_url, "ann", 99999, "deleted wafer", labels)
+    assert box.sync(api, "ann")[FAILED] == 1
+    assert box.get(gone.key).state == FAILED and "99999" in box.get(gone.key).message
+    box.retry(gone.key)
+    assert box.get(gone.key).state == PENDING
 
 
 def test_a_changed_server_version_is_a_conflict_settled_by_the_user(lab) -> None:

@@ -156,7 +156,7 @@ class ServerClient:
         try:
             return self._raw(method, path, **kw)
         except ServerError as exc:
-            if exc.status != 401 or not self.tokens.refresh or path.startswith("/auth/"):
+            if exc.status != 401 or not self.tokens.refresh or path in ("/auth/login", "/auth/refresh"):
                 raise
         self._refresh(used)
         return self._raw(method, path, **kw)
