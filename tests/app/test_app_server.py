@@ -14,7 +14,7 @@ from live_server import PASSWORD, seed_queue, start_server
 from PySide6.QtCore import Qt
 from qtdrive import drag
 
-from waferdesk.client.api import ServerClient, labels_from_payload
+from waferdesk.client.api import ServerClient, ServerError, labels_from_payload
 from waferdesk.client.outbox import CONFLICT
 from waferdesk.client.server_session import ServerSession
 from waferdesk.core.taxonomy import IGNORE
@@ -100,6 +100,13 @@ def test_sign_in_dialog_keyring_fallback_and_roles(qtbot, live, make_window, no_
     # an engineer reviews (and may label the queue)
     signed_in(win, live, "eng")
     assert win.actions["review"].isEnabled() and win.actions["brush"].isEnabled()
+    # Sign out forgets the kept token, here and on the server
+    token = win.token_store.load(live.url, "eng")
+    win.actions["sign_out"].trigger()
+    assert win.server_label.text() == "local files" and win.token_store.load(live.url, "eng") is None
+    with pytest.raises(ServerError) as gone:
+        ServerClient.resume(live.url, token)
+    assert gone.value.status == 401
 
 
 def _on_screen_queue_entry(win):

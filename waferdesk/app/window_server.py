@@ -149,6 +149,8 @@ class ServerCommands:
     def sign_out(self, forget: bool = True) -> None:
         if isinstance(self.session, ServerSession) and forget:
             self.token_store.delete(self.session.server, self.session.username)
+            with contextlib.suppress(ServerError), self.session.api.clone(timeout=3.0) as api:
+                api.logout()  # the kept refresh token is dead on the server too
         if self.queue is not None:
             self.queue.close()
             self.queue = None

@@ -135,6 +135,10 @@ class ServerClient:
                 raise ServerError(401, "not_signed_in", "the sign-in has expired: sign in again")
             self._use(self._raw("POST", "/auth/refresh", json={"refresh_token": self.tokens.refresh}))
 
+    def logout(self) -> None:
+        """End this sign-in on the server: its refresh token stops working at once."""
+        self._call("POST", "/auth/logout")
+
     def me(self) -> dict[str, Any]:
         return self._call("GET", "/auth/me")
 
