@@ -54,6 +54,7 @@ class Content:
     polygons: list[dict[str, Any]] | None = None
     time_spent_s: float = 0.0
     prediction_id: int | None = None
+    client_key: str | None = None  # the client's idempotency key (a desktop outbox entry)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -193,9 +194,33 @@ def _already(ann: Annotation) -> ConflictError:
     )
 
 
+def by_client_key(session: Session, user: User, client_key: str | None) -> Annotation | None:
+    """The annotation ``user`` created with this idempotency key (live or not), if any."""
+    if client_key is None:
+        return None
+    return session.scalar(
+        select(Annotation)
+        .where(Annotation.annotator_id == user.id, Annotation.client_key == client_key)
+        .execution_options(populate_existing=True)
+    )
+
+
 # -- changes ---------------------------------------------------------------------------------
 def create(session: Session, user: User, wafer_id: int, content: Content, submit: bool = False) -> Annotation:
+    """A new annotation; with ``content.client_key`` a repeat of a create that already happened
+    returns that annotation unchanged (see :func:`create_idempotent`)."""
+    return create_idempotent(session, user, wafer_id, content, submit)[0]
+
+
+def create_idempotent(
+    session: Session, user: User, wafer_id: int, content: Content, submit: bool = False
+) -> tuple[Annotation, bool]:
+    """``(annotation, replayed)``: ``replayed`` when the client key was seen before (nothing written)."""
     begin_write(session)
+    done = by_client_key(session, user, content.client_key)
+    if done is not None:
+        session.commit()
+        return done, True
     wafer = get_wafer(session, wafer_id)
     _check_source(content.source)
     check_labels(wafer, content.labels, complete=submit)
@@ -219,12 +244,17 @@ def create(session: Session, user: User, wafer_id: int, content: Content, submit
         created_at=now,
         updated_at=now,
         submitted_at=now if submit else None,
+        client_key=content.client_key,
     )
     try:
         with session.begin_nested():
             session.add(ann)
             session.flush()
-    except IntegrityError:  # a concurrent create of the same (wafer, annotator)
+    except IntegrityError:  # a concurrent create of the same (wafer, annotator), or of the same key
+        done = by_client_key(session, user, content.client_key)
+        if done is not None:
+            session.commit()
+            return done, True
         other = existing_of(session, wafer.id, user.id)
         if other is None:
             raise
@@ -233,7 +263,7 @@ def create(session: Session, user: User, wafer_id: int, content: Content, submit
     if submit:
         queue.complete_for(session, ann)
     session.commit()
-    return ann
+    return ann, False
 
 
 def update(

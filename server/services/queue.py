@@ -18,6 +18,7 @@ annotation service in the submit's transaction); skipping needs a reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -65,8 +66,17 @@ def _round_id(number: int | None):
     return None if number is None else select(ALRound.id).where(ALRound.number == number).scalar_subquery()
 
 
-def claim_next(session: Session, user: User, lease_seconds: int, round_number: int | None = None) -> QueueItem | None:
-    """The caller's live claim (lease renewed), else the next claimable item, else None."""
+def claim_next(
+    session: Session,
+    user: User,
+    lease_seconds: int,
+    round_number: int | None = None,
+    exclude: Sequence[int] = (),
+) -> QueueItem | None:
+    """The caller's live claim (lease renewed), else the next claimable item, else None.
+
+    Claims listed in ``exclude`` (the wafer a desktop has on screen) do not count as held, so
+    the caller gets a second item to prefetch; a user holds at most ``len(exclude) + 1``."""
     session.commit()  # end the read transaction: the first statement below writes
     postgres = session.get_bind().dialect.name == "postgresql"
     for _ in range(CLAIM_RETRIES):
@@ -78,6 +88,8 @@ def claim_next(session: Session, user: User, lease_seconds: int, round_number: i
         )
         if round_number is not None:
             mine = mine.where(QueueItem.round_id == _round_id(round_number))
+        if exclude:
+            mine = mine.where(QueueItem.id.not_in(list(exclude)))
         held = (
             session.execute(
                 mine.values(lease_expires_at=lease, updated_at=now)

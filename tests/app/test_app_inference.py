@@ -22,7 +22,11 @@ def make_window(qtbot, model_path):
 def test_worker_fills_the_verdict_column(qtbot, app_home, wafer_file, tiny_model) -> None:
     win, store = make_window(qtbot, tiny_model)
     try:
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=60000)
+        # the engine's flag and the status bar are two queued slots of one signal: wait for both
+        qtbot.waitUntil(
+            lambda: win.engine.available is not None and not win.model_label.text().endswith("loading…"),
+            timeout=60000,
+        )
         assert win.engine.available, win.model_label.toolTip()
         assert win.model_label.text().startswith("Model ") and "CPU" in win.model_label.text()
         assert "CPUExecutionProvider" in win.model_label.toolTip()

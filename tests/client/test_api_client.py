@@ -59,3 +59,29 @@ def test_claim_next_is_none_on_an_empty_queue_and_labels_round_trip() -> None:
     grid[grid == 8] = 255
     assert np.array_equal(labels_from_payload(labels_payload(grid), grid.shape), grid)
     assert np.array_equal(labels_from_payload(grid.tolist(), grid.shape), grid)
+
+
+def test_an_expired_access_token_is_refreshed_once_and_shared_with_clones() -> None:
+    seen: list[tuple[str, str]] = []
+    refreshes: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        auth = request.headers.get("authorization", "")
+        seen.append((request.url.path, auth))
+        if request.url.path == "/auth/refresh":
+            refreshes.append(json.loads(request.content)["refresh_token"])
+            n = len(refreshes)
+            return httpx.Response(200, json={"access_token": f"access-{n + 1}", "refresh_token": f"refresh-{n + 1}"})
+        if auth != "Bearer access-2":
+            return httpx.Response(401, json={"error": {"code": "token_expired", "message": "expired"}})
+        return httpx.Response(200, json={"username": "ann"})
+
+    api = ServerClient("http://wd.test", "access-1", transport=httpx.MockTransport(handler))
+    api.tokens.refresh = "refresh-1"
+    kept: list[str] = []
+    api.tokens.on_refresh = kept.append
+    other = api.clone()
+    assert api.me() == {"username": "ann"}
+    assert other.me() == {"username": "ann"}  # the clone uses the new pair: no second refresh
+    assert refreshes == ["refresh-1"] and kept == ["refresh-2"] and api.refresh_token == "refresh-2"
+    assert [p for p, _ in seen] == ["/auth/me", "/auth/refresh", "/auth/me", "/auth/me"]

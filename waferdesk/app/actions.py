@@ -64,11 +64,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("run_current", "Model", "Run model on this wafer", ("Ctrl+R",)),
     ActionSpec("run_all", "Model", "Run model on all wafers", ("Ctrl+Shift+R",), "fills the browser's verdict column"),
     ActionSpec("auto_run", "Model", "Run automatically on opened wafers", (), "predict every wafer opened", True),
+    ActionSpec("sign_in", "Server", "Sign in…", (), "sign in to a WaferDesk server (queue, review, model sync)"),
+    ActionSpec("sign_out", "Server", "Sign out"),
+    ActionSpec("claim_next", "Server", "Claim next wafer", ("Ctrl+Shift+N",), "the next wafer of the queue"),
+    ActionSpec(
+        "submit", "Server", "Submit and next", ("Ctrl+Return", "Ctrl+Enter"), "submit these labels; the next opens"
+    ),
+    ActionSpec("skip", "Server", "Skip wafer…", ("Ctrl+Shift+K",), "skip this queue wafer with a reason"),
+    ActionSpec("review", "Server", "Review submitted annotations", ("Ctrl+Shift+V",), "approve or reject"),
+    ActionSpec("sync_now", "Server", "Send outbox now"),
+    ActionSpec("retry_failed", "Server", "Retry failed submissions"),
+    ActionSpec("sync_model", "Server", "Sync model from server", (), "use the server's active model locally"),
     ActionSpec("shortcuts", "Help", "Keyboard shortcuts", ("F1", "?")),
     ActionSpec("about", "Help", "About WaferDesk"),
 )
 
-MENUS = ("File", "Edit", "Tools", "View", "Navigate", "Model", "Help")
+MENUS = ("File", "Edit", "Tools", "View", "Navigate", "Model", "Server", "Help")
 UNDO_KEYS = {"Undo": ("Ctrl+Z",), "Redo": ("Ctrl+Shift+Z", "Ctrl+Y")}
 
 
@@ -101,7 +112,7 @@ def shortcut_rows() -> list[tuple[str, str, str]]:
     return sorted(rows, key=lambda r: order.get(r[0], 99))
 
 
-SHEET_COLUMNS = (("Classes", "File", "Edit", "Navigate", "Help"), ("Tools", "View", "Model"))
+SHEET_COLUMNS = (("Classes", "File", "Edit", "Navigate", "Help"), ("Tools", "View", "Model", "Server"))
 MOUSE_HELP = (
     "Wheel zooms; middle-drag pans (left-drag too with Navigate); right-drag zooms; "
     "double-click fits; right-click cancels a polygon. Tools label failing dies only."
@@ -130,7 +141,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(900, 720)
+        self.resize(920, 780)
         label = QLabel(shortcuts_html())
         label.setWordWrap(True)
         area = QScrollArea()

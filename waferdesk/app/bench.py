@@ -63,7 +63,82 @@ def _stats(ms: list[float]) -> tuple[float, float]:
     return statistics.median(ms), float(np.percentile(ms, 90))
 
 
-def run_benchmark(runs: int = 30, size: int = 300) -> str:
+def _queue_rows(app, tmp: Path, server: str, user: str, password: str, runs: int, settle) -> list:
+    """Next wafer in the queue: Ctrl+Enter on a wafer -> the next one drawn, with the next
+    claimed and fetched in the background (prefetch) and without (claim + fetch after submit)."""
+    from ..client.api import ServerClient
+    from ..client.drafts import DraftStore
+    from .mainwindow import MainWindow
+
+    win = MainWindow(DraftStore(tmp / "queue-drafts.sqlite3"), start_engine=False, outbox_path=tmp / "outbox.sqlite3")
+    win.setGeometry(0, 0, 1600, 1000)
+    win.show()
+    win.connect_server(ServerClient.login(server, user, password), remember=False, sync_model=False)
+    queue = win.queue
+    assert queue is not None, f"{user} does not see the queue (role?)"
+
+    def wait(cond: Callable[[], bool], limit_s: float = 60.0) -> None:
+        end = time.perf_counter() + limit_s
+        while not cond():
+            if time.perf_counter() > end:
+                raise RuntimeError("the queue did not answer in time (empty? see the status bar)")
+            app.processEvents()
+            time.sleep(0.001)
+
+    def on_screen():
+        e = win.doc.current
+        return e if e is not None and e.remote == "in queue" else None
+
+    queue.claim_next()
+    wait(lambda: on_screen() is not None)
+
+    def submit_and_show() -> None:
+        before = on_screen()
+        queue.submit_current()
+        wait(lambda: on_screen() not in (None, before))  # without prefetch: the claim and fetch
+        win.view.viewport().repaint()
+        win.page.repaint()
+        win.side.repaint()
+        win.browser.table.viewport().repaint()
+
+    def ready() -> None:
+        """Untimed: what follows a submit in the background (send, prefetch) has finished, as
+        it has when a person submits the next wafer seconds later."""
+        end = time.perf_counter() + 0.4
+        while time.perf_counter() < end:
+            app.processEvents()
+        if queue.prefetch_enabled:
+            wait(lambda: queue.prefetched is not None or queue.empty)
+        wait(lambda: not queue.syncing)
+
+    ready()
+    with_prefetch = _timeit(submit_and_show, runs, ready)
+    queue.prefetch_enabled = False
+    # hand back the item fetched ahead, so the baseline claims afresh after each submit
+    wait(lambda: queue.prefetched is not None or queue.empty)
+    if queue.prefetched is not None:
+        queue.send_api.release(queue.prefetched.item_id)
+        queue.held.discard(queue.prefetched.item_id)
+        queue.prefetched = None
+    without = _timeit(submit_and_show, runs, ready)
+    win.close()
+    win.drafts.close()
+    return [
+        (
+            "next wafer in the queue (prefetch)",
+            with_prefetch,
+            100.0,
+            "no prefetch: claim + fetch after submit",
+            without,
+        )
+    ]
+
+
+def run_benchmark(
+    runs: int = 30, size: int = 300, queue_server: tuple[str, str, str] | None = None, queue_runs: int = 10
+) -> str:
+    """``queue_server``: (URL, user, password) of a server with a queue of at least
+    ``2 * queue_runs + 8`` wafers for that annotator (``scripts/bench_queue.py`` makes one)."""
     os.environ.setdefault("WAFERDESK_HOME", tempfile.mkdtemp(prefix="waferdesk-bench-"))
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QImage, QMouseEvent, QPixmap
@@ -199,9 +274,13 @@ def run_benchmark(runs: int = 30, size: int = 300) -> str:
     platform = QApplication.platformName()
     win.close()
     win.drafts.close()
+    if queue_server is not None:
+        rows += _queue_rows(app, tmp, *queue_server, runs=queue_runs, settle=settle)
 
+    queue_note = f", queue: {queue_runs} runs against {queue_server[0]}" if queue_server else ""
     lines = [
-        f"waferdesk bench-app: Qt platform '{platform}', window 1600x1000, {runs} runs (brush: {runs * 3} steps)",
+        f"waferdesk bench-app: Qt platform '{platform}', window 1600x1000, {runs} runs (brush: {runs * 3} steps)"
+        + queue_note,
         f"{'measurement':<42} {'median ms':>10} {'p90 ms':>8} {'target':>8}   {'baseline':<44} {'median ms':>10}",
     ]
     for name, ms, target, base_name, base_ms in rows:

@@ -35,6 +35,9 @@ COL_YIELD, COL_VERDICT, COL_UNCERTAINTY, COL_STATUS = 2, 3, 4, 5
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Predicted", "Not predicted")
 STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
+# outbox state of a submitted queue wafer
+SYNC_COLOURS = {"pending": theme.WARN, "synced": "#6cc070", "failed": "#e06c6c", "conflict": "#e06c6c"}
+SYNC_TEXT = {"pending": "sending ↑", "synced": "submitted ✓", "failed": "failed ✗", "conflict": "conflict ⚠"}
 
 
 class WaferTableModel(QAbstractTableModel):
@@ -106,7 +109,8 @@ class WaferTableModel(QAbstractTableModel):
                 return {
                     COL_VERDICT: "the model's wafer-level verdict (run the model to fill it)",
                     COL_UNCERTAINTY: "mean per-die entropy of the model's prediction (high = worth a look)",
-                    COL_STATUS: "annotation status of the labels",
+                    COL_STATUS: "annotation status of the labels; for server work, the queue state and whether "
+                    "the submission is pending, synced, failed or in conflict",
                 }.get(section)
         return None
 
@@ -126,8 +130,10 @@ class WaferTableModel(QAbstractTableModel):
             primary = e.prediction.summary.verdict.primary
             return self._colours.get(primary)
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS:
-            colour = STATUS_COLOURS.get(e.status)
+            colour = SYNC_COLOURS.get(e.sync) if e.sync else STATUS_COLOURS.get(e.status)
             return QColor(colour) if colour else QColor(theme.MUTED)
+        if role == Qt.ItemDataRole.ToolTipRole and col == COL_STATUS and e.remote:
+            return f"{e.remote}" + (f", outbox: {e.sync}" if e.sync else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             h, w = e.wafer.shape
             return f"{e.title} · {h}×{w} dies · {e.source.name} (wafer {e.index + 1} in the file)"
@@ -148,6 +154,8 @@ class WaferTableModel(QAbstractTableModel):
         if col == COL_UNCERTAINTY:
             u = e.uncertainty()
             return "" if u is None else f"{u:.3f}"
+        if e.remote:
+            return SYNC_TEXT.get(e.sync, e.sync) if e.sync else e.remote
         return str(e.status)
 
     @staticmethod

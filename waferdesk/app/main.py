@@ -61,6 +61,7 @@ def run_app(paths: list[str] | None = None, model_path: str | None = None) -> in
     window = MainWindow(DraftStore(), model_path=model_path)
     window.show()
     window.open_paths(list(paths) if paths else sample_paths())
+    window.resume_last_session()  # the server signed in to last time, with the kept token
     code = app.exec()
     window.drafts.close()
     return int(code)

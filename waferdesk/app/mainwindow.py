@@ -37,13 +37,14 @@ from .lotview import LotView
 from .model.layers import LayerStyle
 from .model.predictions import ProbabilityCache
 from .model.readout import die_readout
-from .model.workspace import WaferEntry, Workspace
+from .model.workspace import Status, WaferEntry, Workspace
 from .side_panel import SidePanel
 from .tools import TOOL_CLASSES, ToolSettings
 from .view.page import WaferPage
 from .view.waferview import WaferView
 from .window_files import FileCommands
 from .window_model import ModelCommands
+from .window_server import ServerCommands
 from .workers import InferenceEngine, default_segmenter_factory
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ PAINT_TOOLS = ("brush", "eraser", "polygon", "fill")
 ENGINE_START_LATEST_MS = 2000
 
 
-class MainWindow(FileCommands, ModelCommands, QMainWindow):
+class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
     def __init__(
         self,
         drafts: DraftStore,
@@ -60,6 +61,8 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         segmenter_factory=default_segmenter_factory,
         model_path: str | None = None,
         start_engine: bool = True,
+        outbox_path: Path | None = None,
+        token_store=None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("WaferDesk")
@@ -102,13 +105,10 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         self._panel_timer = QTimer(self, singleShot=True, interval=60)
         self._panel_timer.timeout.connect(self.update_panels)
 
+        self.segmenter_factory = segmenter_factory
         self.engine = InferenceEngine(model_path, "auto", segmenter_factory, self)
-        self.engine.ready.connect(self._model_ready)
-        self.engine.unavailable.connect(self._model_unavailable)
-        self.engine.result.connect(self._model_result)
-        self.engine.failed.connect(lambda _k, msg: self.statusBar().showMessage(f"model failed: {msg}", 8000))
-        self.engine.progress.connect(self._job_progress)
-        self.engine.job_finished.connect(self._job_finished)
+        self._wire_engine()
+        self._server_init(outbox_path, token_store)
         self.progress: QProgressDialog | None = None
         self._progress_job = 0
         self._engine_pending = start_engine
@@ -127,6 +127,14 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         self.update_panels()
 
     # -- construction ------------------------------------------------------------------------
+    def _wire_engine(self) -> None:
+        self.engine.ready.connect(self._model_ready)
+        self.engine.unavailable.connect(self._model_unavailable)
+        self.engine.result.connect(self._model_result)
+        self.engine.failed.connect(lambda _k, msg: self.statusBar().showMessage(f"model failed: {msg}", 8000))
+        self.engine.progress.connect(self._job_progress)
+        self.engine.job_finished.connect(self._job_finished)
+
     def eventFilter(self, obj, ev) -> bool:
         if self._engine_pending and ev.type() == QEvent.Type.Paint and obj is self.view.viewport():
             QTimer.singleShot(0, self._start_engine)  # after this paint has finished
@@ -182,6 +190,7 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
             "run_all": self.run_all,
             "shortcuts": self.show_shortcuts,
             "about": self.show_about,
+            **self._server_handlers(),
         }
         for name in ("navigate", *PAINT_TOOLS):
             h[name] = lambda n=name: self.set_tool(n)
@@ -208,7 +217,16 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
         menus["Edit"].addAction(self.undo_action)
         menus["Edit"].addAction(self.redo_action)
         menus["Edit"].addSeparator()
-        separators_before = {"export_png", "quit", "brush_bigger", "finish", "mode_labels", "toggle_overlay"}
+        separators_before = {
+            "export_png",
+            "quit",
+            "brush_bigger",
+            "finish",
+            "mode_labels",
+            "toggle_overlay",
+            "claim_next",
+            "sync_now",
+        }
         from .actions import ACTIONS
 
         for spec in ACTIONS:
@@ -278,6 +296,7 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
     def open_entry(self, entry: WaferEntry | None) -> None:
         self.autosaver.flush()
         self.doc.set_current(entry)
+        self.doc.editable = self.session.capabilities.can_edit and not (entry is not None and entry.read_only)
         if entry is not None:
             h, w = entry.wafer.shape
             self.page.title.setText(entry.title)
@@ -328,7 +347,12 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
 
     def _show_draft_state(self) -> None:
         e = self.doc.current
-        self.draft_label.setText("" if e is None else f"labels: {e.status}")
+        if e is not None and e.remote and e.status is Status.FROM_FILE:
+            self.draft_label.setText(
+                "labels: model pre-annotation" if e.remote == "in queue" else "labels: as submitted"
+            )
+        else:
+            self.draft_label.setText("" if e is None else f"labels: {e.status}")
 
     def _hovered(self, row: int, col: int) -> None:
         e = self.doc.current
@@ -433,6 +457,8 @@ class MainWindow(FileCommands, ModelCommands, QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:
         self._engine_pending = False
         self.autosaver.flush()
+        self.sign_out(forget=False)
+        self.model_net.close(wait=False)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.engine.stop()
         super().closeEvent(ev)

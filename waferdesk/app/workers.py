@@ -119,6 +119,8 @@ class InferenceEngine(QThread):
                 "provider": str(getattr(self.segmenter, "provider", "?")),
                 "provider_note": str(getattr(self.segmenter, "provider_note", "") or ""),
                 "model_version": str(getattr(self.segmenter, "model_version", "?")),
+                "sha256": str(getattr(getattr(self.segmenter, "card", None), "sha256", "") or ""),
+                "model_path": str(getattr(self.segmenter, "model_path", "") or ""),
             }
         )
         while True:

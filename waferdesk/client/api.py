@@ -16,7 +16,8 @@ back as numpy grids (:func:`labels_from_payload`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,17 @@ def labels_from_payload(payload: Any, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(payload, dtype=np.uint8).reshape(shape)
 
 
+class Tokens:
+    """The access and refresh token of one sign-in, shared by the clients of several threads
+    (:meth:`ServerClient.clone`): refresh tokens are single-use, so exactly one thread spends
+    one (under the lock) and the others pick up the new pair."""
+
+    def __init__(self, access: str | None = None, refresh: str | None = None) -> None:
+        self.access, self.refresh = access, refresh
+        self.lock = threading.Lock()
+        self.on_refresh: Callable[[str], None] | None = None  # e.g. keep the new refresh token in the keyring
+
+
 class ServerClient:
     def __init__(
         self,
@@ -68,12 +80,24 @@ class ServerClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout, self.transport = timeout, transport
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
-        self.refresh_token: str | None = None
-        if token:
-            self.http.headers["Authorization"] = f"Bearer {token}"
+        self.tokens = tokens or Tokens(token)
+        if self.tokens.access:
+            self.http.headers["Authorization"] = f"Bearer {self.tokens.access}"
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self.tokens.refresh
+
+    def clone(self, timeout: float | None = None) -> ServerClient:
+        """A client for another thread: its own connection pool, the same sign-in."""
+        return ServerClient(
+            self.base_url, timeout=timeout or self.timeout, transport=self.transport, tokens=self.tokens
+        )
 
     # -- session ---------------------------------------------------------------------------
     @classmethod
@@ -82,11 +106,38 @@ class ServerClient:
         client.sign_in(username, password)
         return client
 
+    @classmethod
+    def resume(cls, base_url: str, refresh_token: str, **kw: Any) -> ServerClient:
+        """Sign in again with a kept refresh token (raises :class:`ServerError` 401 when it expired)."""
+        client = cls(base_url, **kw)
+        client.tokens.refresh = refresh_token
+        client._refresh(None)
+        return client
+
     def sign_in(self, username: str, password: str) -> dict[str, Any]:
         tokens = self._call("POST", "/auth/login", data={"username": username, "password": password})
-        self.http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-        self.refresh_token = tokens.get("refresh_token")
+        self._use(tokens)
         return tokens
+
+    def _use(self, tokens: dict[str, Any]) -> None:
+        self.tokens.access, self.tokens.refresh = tokens["access_token"], tokens.get("refresh_token")
+        self.http.headers["Authorization"] = f"Bearer {self.tokens.access}"
+        if self.tokens.on_refresh is not None and self.tokens.refresh:
+            self.tokens.on_refresh(self.tokens.refresh)
+
+    def _refresh(self, stale_access: str | None) -> None:
+        """Spend the refresh token for a new pair, unless another thread already did."""
+        with self.tokens.lock:
+            if stale_access is not None and self.tokens.access != stale_access:
+                self.http.headers["Authorization"] = f"Bearer {self.tokens.access}"
+                return
+            if not self.tokens.refresh:
+                raise ServerError(401, "not_signed_in", "the sign-in has expired: sign in again")
+            self._use(self._raw("POST", "/auth/refresh", json={"refresh_token": self.tokens.refresh}))
+
+    def logout(self) -> None:
+        """End this sign-in on the server: its refresh token stops working at once."""
+        self._call("POST", "/auth/logout")
 
     def me(self) -> dict[str, Any]:
         return self._call("GET", "/auth/me")
@@ -102,15 +153,31 @@ class ServerClient:
 
     # -- transport -------------------------------------------------------------------------
     def _call(self, method: str, path: str, **kw: Any) -> Any:
+        """One request; an expired access token is refreshed once (when a refresh token is held)."""
+        used = self.tokens.access
+        if used and self.http.headers.get("Authorization") != f"Bearer {used}":
+            self.http.headers["Authorization"] = f"Bearer {used}"  # another thread refreshed
         try:
-            r = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ServerError(0, "unreachable", f"cannot reach the server at {self.base_url}: {exc}") from None
+            return self._raw(method, path, **kw)
+        except ServerError as exc:
+            if exc.status != 401 or not self.tokens.refresh or path in ("/auth/login", "/auth/refresh"):
+                raise
+        self._refresh(used)
+        return self._raw(method, path, **kw)
+
+    def _raw(self, method: str, path: str, **kw: Any) -> Any:
+        r = self._send(method, path, **kw)
         if r.status_code >= 400:
             raise _error(r)
         if r.status_code == 204 or not r.content:
             return None
         return r.json()
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ServerError(0, "unreachable", f"cannot reach the server at {self.base_url}: {exc}") from None
 
     # -- wafers and predictions ------------------------------------------------------------
     def upload(self, *paths: str | Path) -> dict[str, Any]:
@@ -132,6 +199,10 @@ class ServerClient:
         """The die grid (0 no die, 1 pass, 2 fail) of a stored wafer."""
         return np.asarray(self.get_wafer(wafer_id)["dies"], dtype=np.uint8)
 
+    def wafer_predictions(self, wafer_id: int) -> list[dict[str, Any]]:
+        """Stored predictions of a wafer (no masks), newest first."""
+        return self._call("GET", f"/wafers/{wafer_id}/predictions")
+
     def get_prediction(self, prediction_id: int) -> dict[str, Any]:
         return self._call("GET", f"/predictions/{prediction_id}", params={"mask": "rle"})
 
@@ -151,7 +222,9 @@ class ServerClient:
         time_spent_s: float = 0.0,
         prediction_id: int | None = None,
         submit: bool = False,
+        client_key: str | None = None,
     ) -> dict[str, Any]:
+        """``client_key`` makes the create idempotent: a retry returns the annotation the first made."""
         body = {
             "wafer_id": wafer_id,
             "labels": labels_payload(labels),
@@ -161,6 +234,8 @@ class ServerClient:
             "prediction_id": prediction_id,
             "submit": submit,
         }
+        if client_key is not None:
+            body["client_key"] = client_key
         return self._call("POST", "/annotations", json=body)
 
     def update_annotation(
@@ -217,9 +292,15 @@ class ServerClient:
         body = {"strategy": strategy, "batch_size": batch_size, "seed": seed, **options}
         return self._call("POST", "/active-learning/query", json=body)
 
-    def claim_next(self, round_number: int | None = None) -> dict[str, Any] | None:
-        """``{"item", "my_annotation", "lease_seconds"}`` for the next wafer, or None when the queue is empty."""
-        out = self._call("POST", "/active-learning/queue/claim", json={"round": round_number})
+    def claim_next(self, round_number: int | None = None, exclude: list[int] | None = None) -> dict[str, Any] | None:
+        """``{"item", "my_annotation", "lease_seconds"}`` for the next wafer, or None when the queue is empty.
+
+        ``exclude``: item ids already in hand (the wafer on screen), so another one is claimed
+        (prefetch)."""
+        body: dict[str, Any] = {"round": round_number}
+        if exclude:
+            body["exclude"] = list(exclude)
+        out = self._call("POST", "/active-learning/queue/claim", json=body)
         return out if out.get("item") else None
 
     def skip(self, item_id: int, reason: str) -> dict[str, Any]:
@@ -237,6 +318,32 @@ class ServerClient:
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/active-learning/stats")
+
+    # -- models ------------------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        """The registry, the active model first."""
+        return self._call("GET", "/models")
+
+    def model_card(self, model_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/models/{model_id}")
+
+    def download_model(self, model_id: int, dest: str | Path, chunk: int = 1 << 20) -> None:
+        """Stream the ONNX file of a registered model to ``dest``."""
+        for attempt in (0, 1):
+            try:
+                with self.http.stream("GET", f"/models/{model_id}/download") as r:
+                    if r.status_code == 401 and attempt == 0 and self.tokens.refresh:
+                        self._refresh(self.tokens.access)
+                        continue
+                    if r.status_code >= 400:
+                        r.read()
+                        raise _error(r)
+                    with open(dest, "wb") as out:
+                        for part in r.iter_bytes(chunk):
+                            out.write(part)
+                    return
+            except httpx.HTTPError as exc:
+                raise ServerError(0, "unreachable", f"cannot reach the server at {self.base_url}: {exc}") from None
 
     # -- COCO --------------------------------------------------------------------------------
     def export_coco(self, **filters: Any) -> dict[str, Any]:

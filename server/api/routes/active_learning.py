@@ -145,7 +145,7 @@ def _claim_out(session: SessionDep, item: QueueItem | None, user: User, lease: i
 def claim_next(user: Worker, session: SessionDep, ctx: CtxDep, body: ClaimIn | None = None) -> ClaimOut:
     """The next wafer to label, held for you for ``lease_seconds`` (your current claim if you hold one)."""
     lease = ctx.settings.queue_lease_seconds
-    item = svc.claim_next(session, user, lease, body.round if body else None)
+    item = svc.claim_next(session, user, lease, body.round if body else None, exclude=body.exclude if body else ())
     return _claim_out(session, item, user, lease)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
 from waferdesk.core.taxonomy import default_taxonomy
@@ -93,8 +93,11 @@ def _one(session: SessionDep, ann: Annotation, mask: str = "rle") -> AnnotationO
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=AnnotationOut, responses=error_responses(404, 409, 422)
 )
-def create_annotation(body: AnnotationCreate, user: Writer, session: SessionDep) -> AnnotationOut:
-    """Your annotation of a wafer (a draft, or submitted at once with ``submit: true``)."""
+def create_annotation(body: AnnotationCreate, user: Writer, session: SessionDep, response: Response) -> AnnotationOut:
+    """Your annotation of a wafer (a draft, or submitted at once with ``submit: true``).
+
+    With ``client_key``, a retry of a create whose answer was lost returns the annotation the
+    first attempt made (200, header ``Idempotent-Replay: true``), never a second one."""
     wafer = get_wafer(session, body.wafer_id)
     content = svc.Content(
         labels=parse_labels(body.labels, (wafer.rows, wafer.cols)),
@@ -102,8 +105,13 @@ def create_annotation(body: AnnotationCreate, user: Writer, session: SessionDep)
         polygons=svc.check_polygons(body.polygons),
         time_spent_s=body.time_spent_s,
         prediction_id=body.prediction_id,
+        client_key=body.client_key,
     )
-    return _one(session, svc.create(session, user, body.wafer_id, content, submit=body.submit))
+    ann, replayed = svc.create_idempotent(session, user, body.wafer_id, content, submit=body.submit)
+    if replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replay"] = "true"
+    return _one(session, ann)
 
 
 @router.get("", response_model=AnnotationPage, responses=error_responses(422))

@@ -63,6 +63,12 @@ class MyAnnotation(BaseModel):
 
 class ClaimIn(BaseModel):
     round: int | None = Field(None, description="claim only from this round")
+    exclude: list[int] = Field(
+        default_factory=list,
+        max_length=4,
+        description="item ids you already hold and have in hand (the wafer on screen): another claim is "
+        "answered, so a desktop can prefetch the next wafer while its annotator works on this one",
+    )
 
 
 class ClaimOut(BaseModel):

@@ -25,6 +25,14 @@ class AnnotationCreate(BaseModel):
     time_spent_s: float = Field(0.0, ge=0, le=7 * 24 * 3600)
     prediction_id: int | None = Field(None, description="the prediction it started from, if any")
     submit: bool = Field(False, description="submit for review at once (every failing die must be labelled)")
+    client_key: str | None = Field(
+        None,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="idempotency key made by the client: a retry with the same key returns the annotation "
+        "the first request created (200) instead of creating another",
+    )
 
 
 class AnnotationUpdate(BaseModel):

@@ -46,6 +46,8 @@ class Annotation(Base):
             sqlite_where=text("deleted_at IS NULL"),
         ),
         Index("ix_annotations_status_updated_at", "status", "updated_at"),
+        # a desktop's idempotency key: a retried create returns the annotation the first made
+        Index("uq_annotations_client_key", "annotator_id", "client_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -68,6 +70,7 @@ class Annotation(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    client_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditLog(Base):

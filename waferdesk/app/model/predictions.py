@@ -42,6 +42,12 @@ class ModelResult:
         )
 
 
+def from_mask(labels: np.ndarray, wafer: WaferMap, model_version: str, provider: str = "server") -> ModelResult:
+    """A result known only by its mask (the server's stored prediction of a queue wafer)."""
+    labels = restrict_to_fails(np.asarray(labels, dtype=np.uint8), wafer.dies)
+    return ModelResult(labels, summarize(wafer, LabelMask(labels)), {}, model_version or "?", provider, 0.0)
+
+
 @dataclass(eq=False)
 class DieDetails:
     probs: np.ndarray  # (K, H, W) float32

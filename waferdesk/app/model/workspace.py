@@ -47,6 +47,9 @@ class WaferEntry:
     status: Status = Status.UNLABELLED
     prediction: ModelResult | None = None  # once the model ran on it
     key: str = ""
+    remote: str = ""  # server work: "in queue", "submitted", "skipped", "review" ("" = a local file)
+    sync: str = ""  # outbox state of its submission: pending, synced, failed, conflict
+    read_only: bool = False  # shown, not edited (a review)
 
     def __post_init__(self) -> None:
         if self.labels is None:
@@ -158,6 +161,18 @@ class Workspace:
                 self._by_key[entry.key] = entry
                 report.added.append(entry)
         return report
+
+    def add(self, entry: WaferEntry) -> WaferEntry:
+        """A wafer that came from a server (queue, review); the one already open when the same
+        wafer is (its draft restored like an opened file's)."""
+        have = self._by_key.get(entry.key)
+        if have is not None:
+            return have
+        if self.drafts is not None:
+            self._restore(entry)  # nothing happens without a draft of this wafer
+        self.entries.append(entry)
+        self._by_key[entry.key] = entry
+        return entry
 
     def _restore(self, entry: WaferEntry) -> bool:
         draft = self.drafts.load(entry.key)
