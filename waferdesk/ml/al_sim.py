@@ -395,6 +395,8 @@ def total_work(cfg: SimConfig) -> int:
     tta = max(0, c.tta - 1)
     scorers = [s for s in c.strategies if NEEDS[s]]
     any_u = any("u" in NEEDS[s] for s in scorers)
-    first = (c.pool + tta * c.pool * any_u) if scorers else 0
-    later = sum(c.pool + tta * c.pool * ("u" in NEEDS[s]) for s in scorers)
-    return steps + first + (c.rounds - 1) * later
+    scored = (c.pool + tta * (c.pool - c.seed_size) * any_u) if scorers else 0
+    for rnd in range(2, c.rounds + 1):
+        unl = c.pool - c.seed_size - (rnd - 1) * c.batch
+        scored += sum(c.pool + tta * unl * ("u" in NEEDS[s]) for s in scorers)
+    return steps + scored
