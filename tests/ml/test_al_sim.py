@@ -13,6 +13,7 @@ import pytest
 
 from waferdesk.cli import main
 from waferdesk.core.active import STRATEGIES
+from waferdesk.core.taxonomy import default_taxonomy
 
 TINY = [
     "--pool", "20", "--test", "6", "--seed-size", "4", "--batch", "3", "--rounds", "2", "--steps", "1",
@@ -53,7 +54,9 @@ def test_al_sim_json_curves_targets_and_files(tiny_result: tuple[dict, Path]) ->
             assert labelled.isdisjoint(p["picked"]), (name, p["round"])
             assert all(0 <= i < 20 for i in p["picked"])
             labelled |= set(p["picked"])
-        assert sum(curve[-1]["labelled_wafers_with_class"].values()) >= 0
+        per_class = curve[-1]["labelled_wafers_with_class"]  # wafers holding each class, by ground truth
+        assert set(per_class) == set(default_taxonomy().names) and max(per_class.values()) <= 10
+        assert sum(per_class.values()) > 0
     # round 0 is one model shared by every strategy
     assert len({json.dumps(c[0], sort_keys=True) for c in r["curves"].values()}) == 1
     assert "picked_mean_uncertainty" in r["curves"]["hybrid"][1]

@@ -128,7 +128,7 @@ def plot_al_curves(result: dict[str, Any], path: str | Path) -> Path:
         fontsize=9,
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)
