@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "train_cmd",
     "export_cmd",
     "evaluate_cmd",
+    "al_sim_cmd",
     "train_worker_cmd",
 )
 SELF_TEST = "--self-test"

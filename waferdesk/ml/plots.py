@@ -102,3 +102,35 @@ def plot_curves(history: list[dict[str, Any]], train_log: list[dict[str, Any]], 
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_al_curves(result: dict[str, Any], path: str | Path) -> Path:
+    """mIoU on the test set vs labelled wafers, one line per strategy, with the full-pool
+    reference and its 95 % target as horizontal lines (``waferdesk al-sim``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for i, (name, curve) in enumerate(result["curves"].items()):
+        xs = [p["labelled"] for p in curve]
+        ys = [p["miou"] or 0.0 for p in curve]
+        ax.plot(xs, ys, "o-", color=f"C{i}", lw=1.8, ms=4, label=name)
+    ref = result.get("reference")
+    if ref and ref.get("miou") is not None:
+        ax.axhline(
+            ref["miou"], color="black", lw=1.2, label=f"whole pool ({ref['labelled']} labels): {ref['miou']:.3f}"
+        )
+        ax.axhline(ref["target_miou"], color="black", lw=0.9, ls="--", label=f"95 % of it: {ref['target_miou']:.3f}")
+    ax.set_xlabel("labelled wafers")
+    ax.set_ylabel("test mIoU (failing dies)")
+    cfg = result["config"]
+    ax.set_title(
+        f"Active learning on a synthetic pool of {result['pool']['size']} wafers "
+        f"({cfg['encoder']} U-Net, {cfg['steps']} warm-start steps/round, score {cfg['score']})",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
