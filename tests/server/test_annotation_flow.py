@@ -11,18 +11,14 @@ the ``waferdesk coco`` CLI talks to the same server.
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from live_server import PASSWORD, start_server
 from pycocotools.coco import COCO
-from server_helpers import PASSWORD, TEST_SECRET
 
-from server.app import create_app
-from server.core.config import load_settings
 from waferdesk.cli import main
 from waferdesk.client.api import ServerClient
 from waferdesk.core.formats import read_any
@@ -34,36 +30,11 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def live_server(postgres_url, tiny_model, tmp_path):
-    settings = load_settings(
-        environment="development",
-        database_url=postgres_url,
-        data_dir=tmp_path / "data",
-        jwt_secret=TEST_SECRET,
-        redis_url=None,
-        register_default_model=False,
-        model_path=tiny_model,
-        argon2_time_cost=1,
-        argon2_memory_kib=1024,
-        argon2_parallelism=1,
-        onnx_providers="cpu",
-    )
-    app = create_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    ctx = app.state.ctx
+    live = start_server(tmp_path, tiny_model, database_url=postgres_url)
     try:
-        yield f"http://127.0.0.1:{port}", ctx
+        yield live.url, live.ctx
     finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+        live.stop()
 
 
 def _users(ctx, names_roles):

@@ -319,51 +319,16 @@ class Outbox:
 
 
 def _entry(row: tuple) -> Entry:
-    (
-        id_,
-        key,
-        server,
-        username,
-        wafer_id,
-        title,
-        rows,
-        cols,
-        blob,
-        source,
-        prediction_id,
-        time_spent_s,
-        base_id,
-        base_version,
-        state,
-        message,
-        annotation_id,
-        attempts,
-        theirs,
-        created,
-        updated,
-    ) = row
+    """An outbox row (``SELECT *``, columns in table order) as an :class:`Entry`.
+
+    The table stores the labels as ``rows, cols, blob`` (zlib) where the entry has one array,
+    and ``theirs`` as JSON text."""
+    head, (rows, cols, blob), tail = row[:6], row[6:9], list(row[9:])
     labels = np.frombuffer(zlib.decompress(blob), dtype=np.uint8).reshape(rows, cols).copy()
-    return Entry(
-        id_,
-        key,
-        server,
-        username,
-        wafer_id,
-        title,
-        labels,
-        source,
-        prediction_id,
-        time_spent_s,
-        base_id,
-        base_version,
-        state,
-        message,
-        annotation_id,
-        attempts,
-        json.loads(theirs) if theirs else None,
-        created,
-        updated,
-    )
+    theirs = 9  # tail: source, prediction_id, time_spent_s, base_id, base_version, state, message,
+    #               annotation_id, attempts, theirs, created, updated
+    tail[theirs] = json.loads(tail[theirs]) if tail[theirs] else None
+    return Entry(*head, labels, *tail)
 
 
 __all__ = ["CONFLICT", "DISCARDED", "FAILED", "PENDING", "STATES", "SYNCED", "Entry", "Outbox", "outbox_path"]
