@@ -6,7 +6,8 @@
 Scenes: inspect (a synthetic wafer with its ground-truth labels), zoom (the same, zoomed in,
 brush cursor and hover readout), annotate (labelling a real
 WM-811K map with the brush, polygon in progress), lot (lot view of 25 real wafers),
-shortcuts (the Help sheet), empty (no files). Demo files go to $WAFERDESK_HOME/demo.
+shortcuts (the Help sheet), model (the shipped model's mask on a real WM-811K map), empty
+(no files). Demo files go to $WAFERDESK_HOME/demo.
 """
 
 from __future__ import annotations
@@ -115,9 +116,29 @@ def main(scene: str) -> None:
             if real:
                 win.browser.select(real[0])
             win.tabs.setCurrentWidget(win.lot_view)
+        elif scene == "model":
+            show_model_on_real_wafer()
         elif scene == "shortcuts":
             win.show_shortcuts()
             win.shortcuts_dialog.move(win.geometry().center() - win.shortcuts_dialog.rect().center())
+
+    def show_model_on_real_wafer() -> None:
+        """Wait for the shipped model, run it on every wafer, show a real map in Model mode."""
+        if not win.engine.available:
+            QTimer.singleShot(300, show_model_on_real_wafer)
+            return
+        win.run_all(quiet=True)
+        real = [e for e in win.ws.entries if e.lot.startswith("WM811K")]
+        pick = next((e for e in real if e.wafer.label == "Edge-Ring"), real[0] if real else None)
+        if pick is not None:
+            win.browser.select(pick)
+            show_mask(pick)
+
+    def show_mask(entry) -> None:  # the mode needs the prediction, which arrives from a worker thread
+        if entry.prediction is None:
+            QTimer.singleShot(200, lambda: show_mask(entry))
+            return
+        win.set_mode("prediction")
 
     QTimer.singleShot(600, stage)
     sys.exit(app.exec())
