@@ -155,35 +155,15 @@ class Outbox:
             now,
             now,
         )
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO outbox (key, server, username, wafer_id, title, rows, cols, labels, source,"
-                " prediction_id, time_spent_s, base_id, base_version, state, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            row_id = int(cur.lastrowid or 0)
-        return Entry(
-            row_id,
-            key,
-            server,
-            username,
-            int(wafer_id),
-            title,
-            grid.copy(),
-            source,
-            prediction_id,
-            float(time_spent_s),
-            base_id,
-            base_version,
-            PENDING,
-            "",
-            None,
-            0,
-            None,
-            now,
-            now,
+        self._exec(
+            "INSERT INTO outbox (key, server, username, wafer_id, title, rows, cols, labels, source,"
+            " prediction_id, time_spent_s, base_id, base_version, state, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
         )
+        entry = self.get(key)  # read back: the entry is exactly what a later get() returns
+        assert entry is not None
+        return entry
 
     def _set(self, key: str, **values: Any) -> None:
         values["updated"] = time.time()
