@@ -36,10 +36,33 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
-def start_server(tmp_path: Path, model_path: Path | None, port: int = 0, **settings: Any) -> LiveServer:
-    """Start (or, with the ``port`` of a stopped one and the same ``tmp_path``, restart) a server."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve_in_thread(
+    app: Any, port: int, host: str = "127.0.0.1", timeout: float = 60, **config: Any
+) -> tuple[Any, threading.Thread]:
+    """Run ``app`` with uvicorn in a daemon thread; returns once it accepts connections.
+    Stop it with ``server.should_exit = True`` and ``thread.join()``."""
     import uvicorn
 
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+def start_server(tmp_path: Path, model_path: Path | None, port: int = 0, **settings: Any) -> LiveServer:
+    """Start (or, with the ``port`` of a stopped one and the same ``tmp_path``, restart) a server."""
     from server.app import create_app
     from server.core.config import load_settings
 
@@ -58,18 +81,8 @@ def start_server(tmp_path: Path, model_path: Path | None, port: int = 0, **setti
     }
     values.update(settings)
     app = create_app(load_settings(**values))
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    port = port or free_port()
+    server, thread = serve_in_thread(app, port)
     return LiveServer(f"http://127.0.0.1:{port}", app.state.ctx, server, thread)
 
 

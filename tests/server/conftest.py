@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from live_server import free_port
 from server_helpers import TEST_SECRET, bearer, create_user, login
 from sqlalchemy import Engine, text
 
@@ -57,12 +57,6 @@ def _pg_connect(url: str):
     return psycopg.connect(url, autocommit=True, connect_timeout=3)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_temp_cluster() -> tuple[str, Callable[[], None]]:
     """initdb + pg_ctl in a temp folder (as user ``postgres`` when we are root)."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
@@ -73,7 +67,7 @@ def _start_temp_cluster() -> tuple[str, Callable[[], None]]:
     if os.geteuid() == 0:
         prefix = ["runuser", "-u", "postgres", "--"]
         shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     subprocess.run(
         [*prefix, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"], check=True, capture_output=True
     )

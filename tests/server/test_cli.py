@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from live_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "change-this-admin-password"
@@ -41,18 +41,12 @@ def _cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subproces
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, tiny_model) -> Iterator[tuple[str, dict[str, str]]]:
     """``waferdesk-server serve`` on a fresh data folder (embedded SQLite), nothing else set up."""
     data = tmp_path_factory.mktemp("live-data")
     env = _env(data, WAFERDESK_MODEL_PATH=str(tiny_model))
-    port = _free_port()
+    port = free_port()
     log = (data / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -165,7 +159,7 @@ def test_migrate_and_create_user_on_postgres(database, tmp_path) -> None:
 
 def test_bad_settings_stop_serve_with_one_line(tmp_path) -> None:
     env = _env(tmp_path / "d", WAFERDESK_ENV="production", WAFERDESK_JWT_SECRET="too-short")
-    res = _cli("serve", "--port", str(_free_port()), env=env)
+    res = _cli("serve", "--port", str(free_port()), env=env)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "WAFERDESK_JWT_SECRET is 9 characters" in res.stderr
     env = _env(tmp_path / "d", DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")

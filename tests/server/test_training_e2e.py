@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
-import threading
 import time
 
 import pytest
@@ -22,9 +20,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("waferdesk.ml.train")
 
 import httpx
-import uvicorn
+from live_server import free_port, serve_in_thread
 from server_helpers import bearer, create_user, login, upload
-from training_helpers import kill_group, wait_for
+from training_helpers import kill_group
 
 TINY = {
     "name": "tiny-e2e",
@@ -38,26 +36,15 @@ TINY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live(app_factory, tiny_model, database):
     """The app served over HTTP (the worker is a separate process that must reach it)."""
     if database.backend != "sqlite":
         pytest.skip("real training runs once, on SQLite (test_training_api runs every job route on both databases)")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     client = app_factory(training_server_url=url, training_poll_seconds=0.2, model_path=tiny_model)
-    server = uvicorn.Server(
-        uvicorn.Config(client.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "uvicorn to start", timeout=30)
+    server, thread = serve_in_thread(client.app, port, lifespan="off")
     http = httpx.Client(base_url=url, timeout=60)
     try:
         yield client, http

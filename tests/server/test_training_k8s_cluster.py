@@ -21,8 +21,6 @@ waferdesk-test; created when missing). The jobs ask for no GPU (kind has none).
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 
 import pytest
@@ -33,7 +31,7 @@ if not os.environ.get("KUBECONFIG"):
     pytest.skip("KUBECONFIG is not set: no real cluster to run the k8s test against", allow_module_level=True)
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
+from live_server import free_port, serve_in_thread  # noqa: E402
 from server_helpers import bearer, create_user, login, upload  # noqa: E402
 from training_helpers import wait_for  # noqa: E402
 
@@ -48,12 +46,6 @@ TINY = {
     "device": "cpu",
     "data": {"annotations": False, "synthetic_count": 8, "min_size": 15, "max_size": 30},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -72,7 +64,7 @@ def cluster_server(app_factory, tiny_model, database):
         core.read_namespace(NAMESPACE)
     except k8s.exceptions.ApiException:
         core.create_namespace({"metadata": {"name": NAMESPACE}})
-    port = _free_port()
+    port = free_port("0.0.0.0")
     client = app_factory(
         training_backend="kubernetes",
         k8s_config="kubeconfig",
@@ -87,10 +79,7 @@ def cluster_server(app_factory, tiny_model, database):
         training_poll_seconds=1.0,
         model_path=tiny_model,
     )
-    server = uvicorn.Server(uvicorn.Config(client.app, host="0.0.0.0", port=port, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "uvicorn to start", timeout=30)
+    server, thread = serve_in_thread(client.app, port, host="0.0.0.0", lifespan="off")
     try:
         yield client, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60), k8s.BatchV1Api()
     finally:
