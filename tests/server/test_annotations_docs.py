@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_cli import ADMIN_PASSWORD, REPO, _cli, _env, _free_port
+from live_server import free_port
+from test_cli import ADMIN_PASSWORD, REPO, _cli, _env
 
 ANNOTATOR_PASSWORD = "change-this-annotator-password"
 
@@ -32,7 +33,7 @@ def served(tmp_path_factory, tiny_model) -> Iterator[tuple[str, dict[str, str]]]
     for name, role, password in (("admin", "admin", ADMIN_PASSWORD), ("ann1", "annotator", ANNOTATOR_PASSWORD)):
         res = _cli("create-user", name, "--role", role, "--password-stdin", env=env, stdin=password + "\n")
         assert res.returncode == 0, res.stderr
-    port = _free_port()
+    port = free_port()
     log = (data / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)],
