@@ -235,6 +235,7 @@ def make_card(
             }
         ),
         "git_commit": extra.get("git_commit"),
+        **({"init": extra["init"]} if extra.get("init") else {}),  # fine-tuned: the model it started from
         "selection": "checkpoint with the best synthetic validation mIoU (real WM-811K maps watched, never used)",
         "recipe": {
             k: cfg.get(k)

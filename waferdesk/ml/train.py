@@ -162,6 +162,30 @@ def load_checkpoint_model(path: str | Path, device: str = "cpu") -> tuple[WaferU
     return model.eval(), ck
 
 
+def load_initial_weights(path: str | Path) -> WaferUnet:
+    """Weights to start a run from: a checkpoint (``best.pt``/``last.pt``) or an exported
+    ``.onnx`` model with its card (BatchNorm un-fused by :func:`waferdesk.ml.recover.recover`),
+    so a shipped or deployed model can be fine-tuned when its run directory is gone."""
+    if Path(path).suffix.lower() == ".onnx":
+        from .recover import recover
+
+        return recover(path)
+    return load_checkpoint_model(path)[0]
+
+
+def describe_init(path: str | Path) -> dict[str, Any]:
+    """What a run started from, for its config and the exported card (the model's lineage)."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        from waferdesk.core.modelcard import card_path_for, load_card
+
+        card = load_card(card_path_for(p))
+        return {"onnx": p.name, "model_version": card.version, "sha256": card.sha256,
+                "training": {k: card.training.get(k) for k in ("steps", "wafers_seen", "train_time_s", "data") if k in card.training}}  # fmt: skip
+    ck = torch.load(str(p), map_location="cpu", weights_only=False)
+    return {"checkpoint": str(p), "step": ck.get("step"), "recovered_from": ck.get("recovered_from")}
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -217,11 +241,17 @@ def train(
     if cfg.extra.setdefault("synth_sha256", sha) != sha:  # the generator changed under a resumed run
         cfg.extra.setdefault("synth_sha256_resumed", []).append(sha)
     cfg.extra.setdefault("git_commit", git_commit())
+    if cfg.init_from and ck is None:
+        cfg.extra["init"] = describe_init(cfg.init_from)
     cfg.save(run / "config.json")
 
     model = build_model(cfg.encoder).to(device)
     if cfg.init_from and ck is None:
-        init, _ = load_checkpoint_model(cfg.init_from)
+        init = load_initial_weights(cfg.init_from)
+        if init.encoder_name != cfg.encoder:
+            from waferdesk.core.errors import WaferDeskError
+
+            raise WaferDeskError(f"--init-from {cfg.init_from}: a {init.encoder_name} model, but this run trains a {cfg.encoder}")
         model.load_state_dict(init.state_dict())
     loss_fn = SegLoss(cfg.class_weights, cfg.dice_weight).to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)

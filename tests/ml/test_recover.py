@@ -1,0 +1,76 @@
+"""Recovering a trainable network from an exported ONNX file (waferdesk/ml/recover.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from waferdesk.cli import main
+from waferdesk.core.errors import ModelError
+from waferdesk.ml.recover import _sample_input, onnx_difference, recover
+
+
+@pytest.fixture(scope="module")
+def tiny_fp16(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models16") / "tiny16.onnx"
+    assert main(["export", str(tiny_run), "--fp16", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("which", ["fp32", "fp16"])
+def test_recovered_network_reproduces_the_file(which: str, tiny_onnx: Path, tiny_fp16: Path) -> None:
+    path = tiny_onnx if which == "fp32" else tiny_fp16
+    model = recover(path, stats_wafers=8)
+    diff, agree = onnx_difference(model, path, _sample_input(6, seed=9))
+    assert diff < 1e-3, diff
+    assert agree == 1.0
+
+
+def test_batchnorm_is_unfused_with_the_data_statistics(tiny_onnx: Path) -> None:
+    """In train mode BatchNorm normalises by the batch's own statistics. On the batch the
+    statistics were measured on, those are exactly the recovered running statistics, so train
+    mode must give what eval mode gives. A naive load (identity BatchNorm carrying the fused
+    bias) fails this by a wide margin: training would start from a broken network."""
+    model = recover(tiny_onnx, stats_wafers=8, seed=5)
+    x = _sample_input(8, seed=5)
+    with torch.no_grad():
+        want = model.eval()(x)[0]
+        got = model.train()(x)[0]
+    assert float((got - want).abs().max()) < 1e-2 * float(want.abs().max())
+
+
+def test_train_can_start_from_an_exported_model(tiny_onnx: Path, tmp_path: Path, tiny_train_args: list[str]) -> None:
+    run = tmp_path / "ft"
+    args = list(tiny_train_args)
+    args[args.index("--steps") + 1] = "2"
+    assert main(["train", "--run-dir", str(run), "--init-from", str(tiny_onnx), *args]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    card = json.loads(tiny_onnx.with_name("tiny.card.json").read_text())
+    assert cfg["extra"]["init"]["model_version"] == card["model_version"]
+    assert cfg["extra"]["init"]["sha256"] == card["sha256"]
+    assert (run / "best.pt").is_file()
+    out = tmp_path / "ft.onnx"
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    lineage = json.loads(out.with_name("ft.card.json").read_text())["training"]["init"]
+    assert lineage["model_version"] == card["model_version"]
+
+
+def test_init_from_a_model_of_another_encoder_is_refused(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    rc = main(["train", "--run-dir", str(tmp_path / "x"), "--init-from", str(tiny_onnx), "--encoder", "resnet34",
+               "--steps", "1", "--max-size", "30", "--val-count", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "resnet18" in err and "resnet34" in err and "Traceback" not in err
+
+
+def test_a_file_that_does_not_match_the_card_is_refused(tiny_onnx: Path, tmp_path: Path) -> None:
+    """A card saying resnet34 beside resnet18 weights: the convolution shapes disagree."""
+    card = json.loads(tiny_onnx.with_name("tiny.card.json").read_text())
+    card["architecture"]["encoder"] = "resnet34"
+    (tmp_path / "m.onnx").write_bytes(tiny_onnx.read_bytes())
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="convolutions in the file|has shape"):
+        recover(tmp_path / "m.onnx", stats_wafers=4)
