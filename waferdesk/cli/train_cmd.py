@@ -39,7 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="train on this labelled .wdm file instead of the generator")
     p.add_argument("--real", type=Path, help="WM-811K npz: watch real-map accuracy / macro-F1 at every evaluation")
     p.add_argument("--real-per-label", type=int, default=d.real_per_label, help="real maps per WM-811K label")
-    p.add_argument("--init-from", type=Path, help="start from these weights: a checkpoint (.pt) or an exported model (.onnx + its card; BatchNorm un-fused), new optimizer")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from these weights (new optimizer): a checkpoint (.pt), or an exported model (.onnx with its card)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1...")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

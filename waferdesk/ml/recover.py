@@ -24,6 +24,7 @@ network with the ONNX file through ONNX Runtime before it returns.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def onnx_convolutions(path: str | Path) -> list[tuple[np.ndarray, np.ndarray | N
             w = values[node.input[1]].astype(np.float32)
             b = values[node.input[2]].astype(np.float32) if len(node.input) > 2 and node.input[2] else None
         except KeyError as exc:
-            raise ModelError(f"{path}: Conv node {node.name!r} has a computed weight {exc}; not an exported WaferDesk model") from exc
+            raise ModelError(
+                f"{path}: Conv node {node.name!r} has a computed weight {exc}; not an exported WaferDesk model"
+            ) from exc
         convs.append((w, b))
     return convs
 
@@ -69,7 +72,11 @@ def onnx_convolutions(path: str | Path) -> list[tuple[np.ndarray, np.ndarray | N
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
     """Every Conv2d in execution order, with the BatchNorm2d that follows it (or None)."""
     order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod)) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, model.in_channels, 64, 64))  # type: ignore[operator]
@@ -81,7 +88,7 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | N
     follower: dict[int, nn.BatchNorm2d] = {}
     for parent in model.modules():
         kids = list(parent.named_children())
-        for (_, a), (_, b) in zip(kids, kids[1:], strict=False):
+        for (_, a), (_, b) in itertools.pairwise(kids):
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
                 follower[id(a)] = b
         names = dict(kids)
@@ -102,7 +109,9 @@ def _sample_input(n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
-def recover(onnx_path: str | Path, card: ModelCard | None = None, stats_wafers: int = STATS_WAFERS, seed: int = 404) -> WaferUnet:
+def recover(
+    onnx_path: str | Path, card: ModelCard | None = None, stats_wafers: int = STATS_WAFERS, seed: int = 404
+) -> WaferUnet:
     """The network of an exported ONNX file, with BatchNorm un-fused (see the module doc)."""
     onnx_path = Path(onnx_path)
     card = card or load_card(card_path_for(onnx_path))
@@ -111,12 +120,17 @@ def recover(onnx_path: str | Path, card: ModelCard | None = None, stats_wafers: 
     pairs = _conv_bn_pairs(model)
     convs = onnx_convolutions(onnx_path)
     if len(convs) != len(pairs):
-        raise ModelError(f"{onnx_path}: {len(convs)} convolutions in the file, {len(pairs)} in a {card.architecture.get('encoder')} U-Net")
+        raise ModelError(
+            f"{onnx_path}: {len(convs)} convolutions in the file, "
+            f"{len(pairs)} in a {card.architecture.get('encoder')} U-Net"
+        )
     biases: list[torch.Tensor | None] = []
     with torch.no_grad():
         for k, ((w, b), (conv, bn)) in enumerate(zip(convs, pairs, strict=True)):
             if tuple(w.shape) != tuple(conv.weight.shape):
-                raise ModelError(f"{onnx_path}: convolution {k} has shape {w.shape}, the network expects {tuple(conv.weight.shape)}")
+                raise ModelError(
+                    f"{onnx_path}: convolution {k} has shape {w.shape}, the network expects {tuple(conv.weight.shape)}"
+                )
             conv.weight.copy_(torch.from_numpy(w))
             if bn is None:
                 if conv.bias is None:

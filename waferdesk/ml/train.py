@@ -180,8 +180,13 @@ def describe_init(path: str | Path) -> dict[str, Any]:
         from waferdesk.core.modelcard import card_path_for, load_card
 
         card = load_card(card_path_for(p))
-        return {"onnx": p.name, "model_version": card.version, "sha256": card.sha256,
-                "training": {k: card.training.get(k) for k in ("steps", "wafers_seen", "train_time_s", "data") if k in card.training}}  # fmt: skip
+        kept = ("steps", "wafers_seen", "train_time_s", "data")
+        return {
+            "onnx": p.name,
+            "model_version": card.version,
+            "sha256": card.sha256,
+            "training": {k: card.training[k] for k in kept if k in card.training},
+        }
     ck = torch.load(str(p), map_location="cpu", weights_only=False)
     return {"checkpoint": str(p), "step": ck.get("step"), "recovered_from": ck.get("recovered_from")}
 
@@ -251,7 +256,9 @@ def train(
         if init.encoder_name != cfg.encoder:
             from waferdesk.core.errors import WaferDeskError
 
-            raise WaferDeskError(f"--init-from {cfg.init_from}: a {init.encoder_name} model, but this run trains a {cfg.encoder}")
+            raise WaferDeskError(
+                f"--init-from {cfg.init_from}: a {init.encoder_name} model, but this run trains a {cfg.encoder}"
+            )
         model.load_state_dict(init.state_dict())
     loss_fn = SegLoss(cfg.class_weights, cfg.dice_weight).to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
