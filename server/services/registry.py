@@ -159,3 +159,34 @@ def compare_metrics(promoted: dict[str, Any] | None, previous: dict[str, Any] | 
             }
         )
     return rows
+
+
+def starting_model(session: Session, ref: int | str, encoder: str) -> RegisteredModel:
+    """The registered model a fine-tuning job starts from (``ref``: an id or ``"active"``).
+
+    Refused (422, naming the field) when there is no such model, when its file is gone, or when
+    it is not a U-Net with the job's encoder: the worker could only fail later, after queueing.
+    """
+    from ..core.errors import UnprocessableError
+
+    if ref == "active":
+        row = active_model(session)
+        if row is None:
+            raise UnprocessableError("body field init_model: 'active', but no model is active", code="bad_init_model")
+    else:
+        row = session.get(RegisteredModel, int(ref))
+        if row is None:
+            raise UnprocessableError(f"body field init_model: model {ref} not found", code="bad_init_model")
+    arch = (row.card or {}).get("architecture") or {}
+    if str(arch.get("name", "")).lower() != "unet" or arch.get("encoder") != encoder:
+        raise UnprocessableError(
+            f"body field init_model: model {row.id} ({row.version}) is a {arch.get('name')} with encoder "
+            f"{arch.get('encoder')!r}; this job trains a {encoder} U-Net (set encoder to match, or start from scratch)",
+            code="bad_init_model",
+        )
+    if not Path(row.artifact_path).is_file():
+        raise UnprocessableError(
+            f"body field init_model: model {row.id} ({row.version}): its file is missing on the server",
+            code="bad_init_model",
+        )
+    return row

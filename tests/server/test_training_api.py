@@ -101,6 +101,57 @@ def test_no_matching_annotations_and_no_synthetic_wafers_is_422(training) -> Non
     assert err["code"] == "no_training_data" and "lots=['LOT-NOPE']" in err["message"]
 
 
+def test_fine_tuning_names_a_usable_model_and_the_worker_can_fetch_it(training, tmp_path) -> None:
+    """``init_model``: refused unless it names a U-Net of the job's encoder; stored as an id
+    ('active' may mean another model tomorrow); the worker downloads file + card with its token."""
+    from waferdesk.core.modelcard import card_path_for
+
+    client = training()
+    eng, _ = _people(client)
+    active = client.get("/models", headers=eng).json()[0]  # the tiny stand-in: not a U-Net
+    for ref, expect in (
+        (999, "model 999 not found"),
+        ("active", f"model {active['id']} ({active['version']}) is a tiny-conv"),
+        ("newest", "body field init_model"),
+    ):
+        r = client.post("/training/jobs", json={**SYNTH_SPEC, "init_model": ref}, headers=eng)
+        assert r.status_code == 422, (ref, r.text)
+        assert expect in r.json()["error"]["message"], (ref, r.json()["error"]["message"])
+
+    # a resnet18 U-Net card (the registry checks cards, not the network inside the file)
+    unet = make_tiny_model(tmp_path / "u", version="unet-r18-parent", seed=7)
+    card = json.loads(card_path_for(unet).read_text())
+    card["architecture"] = {"name": "Unet", "encoder": "resnet18"}
+    card_path_for(unet).write_text(json.dumps(card))
+    from server.services.registry import register_model
+
+    ctx = client.app.state.ctx
+    with ctx.sessions() as session:
+        parent = register_model(session, ctx.settings, unet, "upload", None, activate_if_none=False).id
+        session.commit()
+    r = client.post("/training/jobs", json={**SYNTH_SPEC, "encoder": "resnet34", "init_model": parent}, headers=eng)
+    assert r.status_code == 422 and "this job trains a resnet34 U-Net" in r.json()["error"]["message"]
+
+    job = _submit(client, eng, {**SYNTH_SPEC, "init_model": parent})
+    assert job["spec"]["init_model"] == parent
+    lines = [ln["text"] for ln in client.get(f"/training/jobs/{job['id']}/logs", headers=eng).json()["lines"]]
+    assert f"fine-tuning model {parent} (unet-r18-parent)" in lines
+    worker = {"Authorization": f"Bearer {worker_token(client, job['id'])}"}
+    got = client.get(f"/training/worker/{job['id']}/init-model", headers=worker)
+    assert got.status_code == 200 and got.content == unet.read_bytes()
+    assert got.headers["X-Model-Version"] == "unet-r18-parent"
+    assert (
+        client.get(f"/training/worker/{job['id']}/init-model/card", headers=worker).json()["sha256"] == card["sha256"]
+    )
+    assert client.get(f"/training/worker/{job['id']}/init-model", headers=eng).status_code == 403  # people cannot
+
+    assert client.post(f"/training/jobs/{job['id']}/cancel", headers=eng).status_code == 200  # one job at a time
+    scratch = _submit(client, eng)  # no init_model: nothing to fetch
+    worker = {"Authorization": f"Bearer {worker_token(client, scratch['id'])}"}
+    r = client.get(f"/training/worker/{scratch['id']}/init-model", headers=worker)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_init_model"
+
+
 def test_a_job_that_cannot_start_fails_with_a_readable_error(training) -> None:
     client = training(training_server_url=None)
     eng, _ = _people(client)

@@ -1,7 +1,8 @@
 """The issue's "done means", for real: a live server (uvicorn) with the local backend starts
 the real worker (``python -m waferdesk.worker``) on a tiny config; the job goes queued ->
 running -> succeeded with metrics per epoch, the new model is in the registry, an admin
-promotes it, and /predict reports the new model. Also: a real worker's failure on the job.
+promotes it, /predict reports the new model, and a second job fine-tunes it (``init_model``).
+Also: a real worker's failure on the job.
 
 Needs the ``ml`` extra (torch, segmentation-models-pytorch, onnx); seconds on a CPU.
 """
@@ -116,6 +117,19 @@ def test_local_training_job_end_to_end(live, wafer_file) -> None:
     pred = http.post("/predict", data={"wafer_id": wafer}, headers=eng).json()
     assert pred["model"]["version"] == card["version"] and pred["model"]["id"] == model_id
     assert pred["source"] == "model"
+
+    # and the next job fine-tunes the promoted model instead of starting from random weights
+    r = http.post("/training/jobs", json={**TINY, "steps": 2, "epochs": 1, "init_model": "active"}, headers=eng)
+    assert r.status_code == 201, r.text
+    child_id = r.json()["id"]
+    assert r.json()["spec"]["init_model"] == model_id
+    _statuses_until_done(http, eng, child_id)
+    child = http.get(f"/training/jobs/{child_id}", headers=eng).json()
+    log = [ln["text"] for ln in http.get(f"/training/jobs/{child_id}/logs", headers=eng).json()["lines"]]
+    assert child["status"] == "succeeded", f"{child['error']}\n" + "\n".join(log[-30:])
+    assert any(f"fine-tuning model {model_id}" in ln for ln in log), log
+    lineage = http.get(f"/models/{child['model_id']}", headers=eng).json()["card"]["training"]["init"]
+    assert lineage["model_version"] == card["version"] and lineage["sha256"] == card["sha256"]
 
 
 def test_a_real_worker_failure_is_readable_on_the_job(live) -> None:

@@ -107,6 +107,24 @@ class WorkerClient:
         tmp.replace(dest)
         return int(r.headers.get("X-WaferDesk-Wafers", "-1"))
 
+    def init_model(self, dest_dir: Path) -> Path:
+        """Download the model a fine-tuning job starts from (ONNX + card) into ``dest_dir``;
+        the file is checked against the card's sha256."""
+        import hashlib
+
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        card = self.request("GET", "/init-model/card").json()
+        blob = self.request("GET", "/init-model").content
+        got = hashlib.sha256(blob).hexdigest()
+        if got != card.get("sha256"):
+            raise WaferDeskError(
+                f"the initial model arrived damaged: sha256 {got[:12]}, its card says {str(card.get('sha256'))[:12]}"
+            )
+        path = dest_dir / "init.onnx"
+        path.write_bytes(blob)
+        path.with_name("init.card.json").write_text(json.dumps(card), encoding="utf-8")
+        return path
+
     def status(self, status: str, error: str | None = None, message: str | None = None) -> dict[str, Any]:
         body = {"status": status, "error": error, "message": message}
         return self.request("POST", "/status", json={k: v for k, v in body.items() if v is not None}).json()

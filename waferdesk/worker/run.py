@@ -148,8 +148,12 @@ def run_job(client: WorkerClient, work_dir: Path, reporter: Reporter | None = No
             ) from None
         stage = "fetching the training set"
         data_path, counts = training_set(client, spec, work, say)
-        stage = "training"
         cfg = train_config(spec, data_path, client.job_id)
+        if spec.get("init_model") is not None:
+            stage = "fetching the model to fine-tune"
+            cfg.init_from = str(client.init_model(work / "init"))
+            say(f"fine-tuning model {spec['init_model']} (BatchNorm un-fused from its ONNX file)")
+        stage = "training"
         say(f"training {spec['encoder']} U-Net: {cfg.steps} steps, an epoch every {cfg.eval_every} steps")
         run_dir = work / f"job-{client.job_id}"
         summary = train(cfg, run_dir, show_progress=False, log=say, on_epoch=lambda e: client.metrics(epoch_payload(e)))

@@ -19,6 +19,7 @@ from ...core.errors import ServiceUnavailableError, UnprocessableError
 from ...core.permissions import Permission
 from ...db.models import TrainingJob, TrainingMetric, User
 from ...db.session import begin_write
+from ...services.registry import starting_model
 from ...services.training import dataset, jobs
 from ...services.training.backends import BackendError
 from ...services.training.manager import job_ref
@@ -81,13 +82,14 @@ def create_job(spec: JobSpec, user: Runner, session: SessionDep, ctx: CtxDep) ->
             code="no_training_data",
             details=found,
         )
-    job, _ = jobs.create_job(session, spec.model_dump(), ctx.settings.training_backend, user.id)
-    jobs.add_log(
-        session,
-        job.id,
-        "server",
-        [f"training set: {found['annotated_wafers']} annotated wafers + {found['synthetic_wafers']} synthetic"],
-    )
+    stored = spec.model_dump()
+    lines = [f"training set: {found['annotated_wafers']} annotated wafers + {found['synthetic_wafers']} synthetic"]
+    if spec.init_model is not None:  # stored as an id: "active" may name another model tomorrow
+        start = starting_model(session, spec.init_model, spec.encoder)
+        stored["init_model"] = start.id
+        lines.append(f"fine-tuning model {start.id} ({start.version})")
+    job, _ = jobs.create_job(session, stored, ctx.settings.training_backend, user.id)
+    jobs.add_log(session, job.id, "server", lines)
     session.commit()
     ctx.training.wake()
     return job_out(session, job)

@@ -80,6 +80,39 @@ def worker_dataset(job: JobDep, session: SessionDep, ctx: CtxDep) -> FileRespons
     )
 
 
+def _init_model(job: TrainingJob, session: SessionDep) -> Any:
+    from ...core.errors import NotFoundError
+    from ...services.registry import get_model
+
+    ref = dict(job.spec).get("init_model")
+    if ref is None:
+        raise NotFoundError(f"job {job.id} starts from random weights (no init_model)", code="no_init_model")
+    row = get_model(session, int(ref))
+    if not Path(row.artifact_path).is_file():
+        raise NotFoundError(
+            f"model {row.id} ({row.version}): its file is missing on the server", code="model_file_missing"
+        )
+    return row
+
+
+@router.get("/{job_id}/init-model", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}})
+def worker_init_model(job: JobDep, session: SessionDep) -> FileResponse:
+    """The ONNX file of the model a fine-tuning job starts from (``spec.init_model``)."""
+    row = _init_model(job, session)
+    return FileResponse(
+        row.artifact_path,
+        media_type="application/octet-stream",
+        filename=f"init-{row.id}.onnx",
+        headers={"X-Model-SHA256": row.sha256, "X-Model-Version": row.version},
+    )
+
+
+@router.get("/{job_id}/init-model/card", responses=ERRORS)
+def worker_init_card(job: JobDep, session: SessionDep) -> dict[str, Any]:
+    """That model's card (the worker rebuilds the network from it)."""
+    return dict(_init_model(job, session).card or {})
+
+
 def _scratch(root: Path) -> Path:
     d = root / "scratch"
     d.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,13 @@ class JobSpec(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch's default)")
     data: DataSelection = Field(default_factory=DataSelection)
+    init_model: int | Literal["active"] | None = Field(
+        None,
+        description=(
+            "fine-tune: start from this registered model (its id, or 'active' for the one serving "
+            "predictions; stored as its id) instead of random weights. Its encoder must be this job's."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:
