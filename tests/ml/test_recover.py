@@ -52,6 +52,8 @@ def test_train_can_start_from_an_exported_model(tiny_onnx: Path, tmp_path: Path,
     assert cfg["extra"]["init"]["model_version"] == card["model_version"]
     assert cfg["extra"]["init"]["sha256"] == card["sha256"]
     assert (run / "best.pt").is_file()
+    history = json.loads((run / "metrics.json").read_text())
+    assert [e["step"] for e in history] == [0, 2]  # the starting model is evaluated first
     out = tmp_path / "ft.onnx"
     assert main(["export", str(run), "--out", str(out)]) == 0
     lineage = json.loads(out.with_name("ft.card.json").read_text())["training"]["init"]

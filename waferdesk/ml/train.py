@@ -363,6 +363,8 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not show_progress, dynamic_ncols=True)
     stopped_early = False
     window: list[float] = []
+    if cfg.init_from and ck is None:  # fine-tuning: the starting model's numbers are the bar to beat
+        evaluate_now()
     while step < cfg.steps:
         x, y = next(stream)
         xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
