@@ -76,3 +76,12 @@ def test_a_file_that_does_not_match_the_card_is_refused(tiny_onnx: Path, tmp_pat
     (tmp_path / "m.card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match=r"convolutions in the file|has shape"):
         recover(tmp_path / "m.onnx", stats_wafers=4)
+
+
+def test_bench_builds_its_eager_baseline_from_the_onnx_file(tiny_onnx: Path, tmp_path: Path) -> None:
+    """No checkpoint beside the model: ``waferdesk bench`` still measures PyTorch eager."""
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--model", str(tiny_onnx), "--sizes", "16", "--runs", "1", "--no-int8", "--json", str(out)])
+    rep = json.loads(out.read_text())
+    assert rc == 0 and rep["not_measured"] == {}
+    assert [r["variant"] for r in rep["results"]] == ["onnxruntime fp32", "pytorch eager"]

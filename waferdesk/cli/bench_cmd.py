@@ -1,8 +1,9 @@
 """``waferdesk bench``: ONNX Runtime fp32 vs int8 vs PyTorch eager, side by side, as a table + JSON.
 
-The PyTorch baseline needs the ``ml`` extra and ``waferdesk.ml.model.build_from_card(card,
-weights_path)`` (the eager module the ONNX file was exported from) plus its weights file;
-without them the table says "pytorch eager: not measured (why)".
+The PyTorch baseline needs the ``ml`` extra: the eager module the ONNX file was exported from
+(``waferdesk.ml.model.build_from_card``) with ``--weights`` (or ``<stem>.pt`` beside the model),
+else with the ONNX file's own weights (:func:`waferdesk.ml.recover.recover`), so a shipped
+model needs no checkpoint. Without the extra the table says "pytorch eager: not measured (why)".
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=20, metavar="N", help="timed runs at batch 1 (default 20)")
     p.add_argument("--int8", type=Path, default=None, metavar="Q.onnx", help="int8 model (default: quantize one now)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
-    p.add_argument("--weights", type=Path, default=None, help="PyTorch weights for the eager baseline")
+    p.add_argument("--weights", type=Path, default=None, help="PyTorch weights for the eager baseline (default: rebuilt from the ONNX file)")
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default auto)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: physical cores)")
     p.set_defaults(func=run)
@@ -46,9 +47,19 @@ def torch_factory(weights: Path | None):
             return None, f"waferdesk.ml.model.build_from_card is not available: {exc}"
         candidates = [weights] if weights else [model_path.with_suffix(s) for s in WEIGHT_SUFFIXES]
         found = next((c for c in candidates if c and c.is_file()), None)
-        if found is None:
-            return None, f"no PyTorch weights at {', '.join(map(str, candidates))} (pass --weights)"
-        module = build_from_card(card, found).eval()
+        if found is not None:
+            module = build_from_card(card, found).eval()
+        elif weights is not None:
+            return None, f"no PyTorch weights at {weights}"
+        else:  # the network rebuilt from the ONNX file's own weights (BatchNorm un-fused)
+            try:
+                from ..core.errors import WaferDeskError
+                from ..ml.recover import recover
+
+                module = recover(model_path, card).eval()
+            except (ImportError, WaferDeskError) as exc:
+                tried = ", ".join(map(str, candidates))
+                return None, f"no PyTorch weights at {tried} (pass --weights), nor from the ONNX file: {exc}"
         torch.set_num_threads(threads)
 
         def run(x):
