@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=20, metavar="N", help="timed runs at batch 1 (default 20)")
     p.add_argument("--int8", type=Path, default=None, metavar="Q.onnx", help="int8 model (default: quantize one now)")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 variant")
-    p.add_argument("--weights", type=Path, default=None, help="PyTorch weights for the eager baseline (default: rebuilt from the ONNX file)")
+    p.add_argument(
+        "--weights", type=Path, default=None, help="PyTorch weights for the eager baseline (default: the ONNX file)"
+    )
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default auto)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="threads (default: physical cores)")
     p.set_defaults(func=run)
