@@ -40,7 +40,7 @@ class TrainConfig:
     patience: int = 6  # evaluations without a better validation mIoU before stopping early
     select_on: str = "val_miou"  # the checkpoint kept as best.pt
     device: str = "auto"
-    amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU (measured slower there)
+    amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU (bf16 there only if asked: CPU-dependent)
     threads: int = 0  # torch CPU threads (0: torch's default)
     init_from: str | None = None  # start from these weights (a checkpoint), fresh optimizer
     notes: str = ""
