@@ -138,7 +138,7 @@ def run_benchmark(
     runs: int = 30, size: int = 300, queue_server: tuple[str, str, str] | None = None, queue_runs: int = 10
 ) -> str:
     """``queue_server``: (URL, user, password) of a server with a queue of at least
-    ``2 * queue_runs + 8`` wafers for that annotator (``scripts/bench_queue.py`` makes one)."""
+    ``2 * queue_runs + 8`` wafers for that annotator (``scripts/serve_queue.py`` makes one)."""
     os.environ.setdefault("WAFERDESK_HOME", tempfile.mkdtemp(prefix="waferdesk-bench-"))
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QImage, QMouseEvent, QPixmap

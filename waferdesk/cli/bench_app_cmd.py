@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--queue-server",
         metavar="URL",
         help="also time 'next wafer in the queue' (prefetch vs none) against this server; the annotator's "
-        "password comes from WAFERDESK_PASSWORD (scripts/bench_queue.py starts a local server for it)",
+        "password comes from WAFERDESK_PASSWORD (scripts/serve_queue.py starts a local server for it)",
     )
     p.add_argument("--queue-user", default="ann", help="annotator to claim as (default ann)")
     p.add_argument("--queue-runs", type=int, default=10, help="timed submits per queue measurement (default 10)")
