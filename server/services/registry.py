@@ -42,6 +42,16 @@ def get_model(session: Session, model_id: int) -> RegisteredModel:
     return row
 
 
+def artifact_path(row: RegisteredModel) -> Path:
+    """The model's ONNX file on this server (404 ``model_file_missing`` when it is gone)."""
+    path = Path(row.artifact_path)
+    if not path.is_file():
+        raise NotFoundError(
+            f"model {row.id} ({row.version}): its file is missing on the server ({path})", code="model_file_missing"
+        )
+    return path
+
+
 def _copy_artifact(src: Path, sha: str, models_dir: Path) -> Path:
     dest_dir = models_dir / sha[:16]
     dest = dest_dir / src.name

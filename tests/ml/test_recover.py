@@ -85,3 +85,22 @@ def test_bench_builds_its_eager_baseline_from_the_onnx_file(tiny_onnx: Path, tmp
     rep = json.loads(out.read_text())
     assert rc == 0 and rep["not_measured"] == {}
     assert [r["variant"] for r in rep["results"]] == ["onnxruntime fp32", "pytorch eager"]
+
+
+def test_a_bad_init_from_is_one_line_and_writes_nothing(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not protobuf")
+    (tmp_path / "garbage.card.json").write_text(tiny_onnx.with_name("tiny.card.json").read_text())
+    notpickle = tmp_path / "notes.pt"
+    notpickle.write_text("# hello")
+    for src, expect in (
+        (tmp_path / "missing.pt", "no such file"),
+        (notpickle, "not a WaferDesk checkpoint"),
+        (garbage, "not a readable ONNX file"),
+    ):
+        run = tmp_path / f"run-{src.stem}"
+        rc = main(["train", "--run-dir", str(run), "--init-from", str(src), "--encoder", "resnet18",
+                   "--steps", "1", "--max-size", "30", "--val-count", "2"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc != 0 and expect in err and "Traceback" not in err, err
+        assert not (run / "config.json").exists()

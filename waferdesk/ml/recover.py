@@ -1,4 +1,4 @@
-"""Turn an exported ONNX model back into a trainable checkpoint.
+"""Turn an exported ONNX model back into a trainable network.
 
 Why: run directories (``last.pt`` / ``best.pt``) are working files, while the ONNX file and
 its card are what ships and what a fab keeps. To fine-tune a deployed model (on approved
@@ -18,8 +18,8 @@ and in train mode the batch statistics are close to ``mu, sigma``, so training r
 
 Convolutions are matched by execution order: the exporter writes ONNX nodes in the order the
 traced forward ran them, which is the order forward hooks see the network's ``Conv2d``
-modules. Every pair's weight shape is checked, and :func:`recover` compares the recovered
-network with the ONNX file through ONNX Runtime before it returns.
+modules, and every pair's weight shape is checked. :func:`onnx_difference` compares a
+recovered network with its file through ONNX Runtime (tests/ml/test_recover.py).
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def onnx_convolutions(path: str | Path) -> list[tuple[np.ndarray, np.ndarray | N
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
-    g = model.graph
+    try:
+        g = onnx.load(str(path)).graph
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
     values: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     # fp16-weight files store "<name>__fp16" and Cast it to "<name>": follow the Casts
     for node in g.node:
@@ -124,7 +126,7 @@ def recover(
             f"{onnx_path}: {len(convs)} convolutions in the file, "
             f"{len(pairs)} in a {card.architecture.get('encoder')} U-Net"
         )
-    biases: list[torch.Tensor | None] = []
+    fused_bias: dict[int, torch.Tensor] = {}  # conv -> the file's bias, for the BatchNorm after it
     with torch.no_grad():
         for k, ((w, b), (conv, bn)) in enumerate(zip(convs, pairs, strict=True)):
             if tuple(w.shape) != tuple(conv.weight.shape):
@@ -132,16 +134,15 @@ def recover(
                     f"{onnx_path}: convolution {k} has shape {w.shape}, the network expects {tuple(conv.weight.shape)}"
                 )
             conv.weight.copy_(torch.from_numpy(w))
+            bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
             if bn is None:
                 if conv.bias is None:
                     raise ModelError(f"{onnx_path}: convolution {k} has a bias in the file but none in the network")
-                conv.bias.copy_(torch.from_numpy(b if b is not None else np.zeros(w.shape[0], np.float32)))
-                biases.append(None)
+                conv.bias.copy_(bias)
                 continue
             if conv.bias is not None:
                 conv.bias.zero_()
-            bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
-            biases.append(bias)
+            fused_bias[id(conv)] = bias
             # identity BatchNorm + the bias: the eval-mode network now equals the file
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
@@ -159,15 +160,15 @@ def recover(
         finally:
             for h in hooks:
                 h.remove()
-        for (conv, bn), bias in zip(pairs, biases, strict=True):
-            if bn is None or bias is None:
+        for conv, bn in pairs:
+            if bn is None:
                 continue
             mu, var = stats[id(conv)]
             # weight = sqrt(running_var + eps) cancels the division exactly, whatever the floor
             bn.running_mean.copy_(mu)
             bn.running_var.copy_((var - bn.eps).clamp_min(1e-8))
             bn.weight.copy_(torch.sqrt(bn.running_var + bn.eps))
-            bn.bias.copy_(bias + mu)
+            bn.bias.copy_(fused_bias[id(conv)] + mu)
     return model.eval()
 
 
@@ -180,19 +181,3 @@ def onnx_difference(model: WaferUnet, onnx_path: str | Path, x: torch.Tensor) ->
     with torch.no_grad():
         got = model.eval()(x)[0].numpy()
     return float(np.abs(got - want).max()), float((got.argmax(1) == want.argmax(1)).mean())
-
-
-def write_checkpoint(model: WaferUnet, card: ModelCard, out: str | Path, source: str | Path) -> Path:
-    """Save ``model`` as a run-style checkpoint that ``waferdesk train --init-from`` accepts."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "config": {"encoder": model.encoder_name},
-            "architecture": model.architecture(),
-            "recovered_from": {"onnx": str(source), "version": card.version, "sha256": card.sha256},
-        },
-        str(out),
-    )
-    return out

@@ -164,33 +164,35 @@ def load_checkpoint_model(path: str | Path, device: str = "cpu") -> tuple[WaferU
     return model.eval(), ck
 
 
-def load_initial_weights(path: str | Path) -> WaferUnet:
-    """Weights to start a run from: a checkpoint (``best.pt``/``last.pt``) or an exported
-    ``.onnx`` model with its card (BatchNorm un-fused by :func:`waferdesk.ml.recover.recover`),
-    so a shipped or deployed model can be fine-tuned when its run directory is gone."""
-    if Path(path).suffix.lower() == ".onnx":
-        from .recover import recover
+def load_initial_weights(path: str | Path) -> tuple[WaferUnet, dict[str, Any]]:
+    """Weights to start a run from, and what they are (the lineage kept in the run's config and
+    the exported card): a checkpoint (``best.pt``/``last.pt``) or an exported ``.onnx`` model
+    with its card (BatchNorm un-fused by :func:`waferdesk.ml.recover.recover`), so a shipped
+    or deployed model can be fine-tuned when its run directory is gone."""
+    from waferdesk.core.errors import WaferDeskError
 
-        return recover(path)
-    return load_checkpoint_model(path)[0]
-
-
-def describe_init(path: str | Path) -> dict[str, Any]:
-    """What a run started from, for its config and the exported card (the model's lineage)."""
     p = Path(path)
+    if not p.is_file():
+        raise WaferDeskError(f"--init-from {p}: no such file")
     if p.suffix.lower() == ".onnx":
         from waferdesk.core.modelcard import card_path_for, load_card
 
+        from .recover import recover
+
         card = load_card(card_path_for(p))
         kept = ("steps", "wafers_seen", "train_time_s", "data")
-        return {
+        lineage = {
             "onnx": p.name,
             "model_version": card.version,
             "sha256": card.sha256,
             "training": {k: card.training[k] for k in kept if k in card.training},
         }
-    ck = torch.load(str(p), map_location="cpu", weights_only=False)
-    return {"checkpoint": str(p), "step": ck.get("step"), "recovered_from": ck.get("recovered_from")}
+        return recover(p, card), lineage
+    try:
+        model, ck = load_checkpoint_model(p)
+    except Exception as exc:  # unpickling, a missing "model" entry, mismatched weights
+        raise WaferDeskError(f"--init-from {p}: not a WaferDesk checkpoint ({type(exc).__name__}: {exc})") from None
+    return model, {"checkpoint": str(p), "step": ck.get("step")}
 
 
 def train(
@@ -248,20 +250,21 @@ def train(
     if cfg.extra.setdefault("synth_sha256", sha) != sha:  # the generator changed under a resumed run
         cfg.extra.setdefault("synth_sha256_resumed", []).append(sha)
     cfg.extra.setdefault("git_commit", git_commit())
-    if cfg.init_from and ck is None:
-        cfg.extra["init"] = describe_init(cfg.init_from)
-    cfg.save(run / "config.json")
-
-    model = build_model(cfg.encoder).to(device)
-    if cfg.init_from and ck is None:
-        init = load_initial_weights(cfg.init_from)
+    fine_tuning = bool(cfg.init_from) and ck is None
+    if fine_tuning:  # before config.json: a bad --init-from leaves nothing behind
+        init, cfg.extra["init"] = load_initial_weights(str(cfg.init_from))
         if init.encoder_name != cfg.encoder:
             from waferdesk.core.errors import WaferDeskError
 
             raise WaferDeskError(
                 f"--init-from {cfg.init_from}: a {init.encoder_name} model, but this run trains a {cfg.encoder}"
             )
+    cfg.save(run / "config.json")
+
+    model = build_model(cfg.encoder).to(device)
+    if fine_tuning:
         model.load_state_dict(init.state_dict())
+        del init
     loss_fn = SegLoss(cfg.class_weights, cfg.dice_weight).to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     sched = make_scheduler(opt, cfg)
@@ -365,7 +368,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not show_progress, dynamic_ncols=True)
     stopped_early = False
     window: list[float] = []
-    if cfg.init_from and ck is None:  # fine-tuning: the starting model's numbers are the bar to beat
+    if fine_tuning:  # the starting model's numbers are the bar to beat
         evaluate_now()
     while step < cfg.steps:
         x, y = next(stream)

@@ -8,7 +8,6 @@ model's metrics beside those of the model it replaces.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -18,10 +17,10 @@ from sqlalchemy import select
 from waferdesk.core.errors import ModelError
 from waferdesk.core.modelcard import load_model_card
 
-from ...core.errors import NotFoundError, UnprocessableError
+from ...core.errors import UnprocessableError
 from ...core.permissions import Permission
 from ...db.models import RegisteredModel, User
-from ...services.registry import activate, active_model, compare_metrics, get_model
+from ...services.registry import activate, active_model, artifact_path, compare_metrics, get_model
 from ..deps import SessionDep, require
 from ..schemas.common import error_responses
 from ..schemas.models import ModelDetail, ModelOut, Promotion
@@ -58,15 +57,6 @@ def get_model_card(model_id: int, user: Reader, session: SessionDep) -> ModelOut
     return _out(get_model(session, model_id), ModelDetail)
 
 
-def _artifact(row: RegisteredModel) -> Path:
-    path = Path(row.artifact_path)
-    if not path.is_file():
-        raise NotFoundError(
-            f"model {row.id} ({row.version}): its file is missing on the server ({path})", code="model_file_missing"
-        )
-    return path
-
-
 @router.get(
     "/{model_id}/download",
     responses={**error_responses(404), 200: {"content": {"application/octet-stream": {}}}},
@@ -74,7 +64,7 @@ def _artifact(row: RegisteredModel) -> Path:
 def download_model(model_id: int, user: Reader, session: SessionDep) -> FileResponse:
     """The ONNX file itself (streamed); its card is ``GET /models/{id}``, its sha256 in ``X-Model-SHA256``."""
     row = get_model(session, model_id)
-    path = _artifact(row)
+    path = artifact_path(row)
     return FileResponse(
         path,
         media_type="application/octet-stream",
@@ -92,7 +82,7 @@ def promote_model(
     """Make this model the served one (admin). Refused (422) unless the server can load its card."""
     row = get_model(session, model_id)
     try:
-        card = load_model_card(_artifact(row), verify=True)  # format, encoding, classes, sha256
+        card = load_model_card(artifact_path(row), verify=True)  # format, encoding, classes, sha256
     except ModelError as exc:
         raise UnprocessableError(
             f"model {row.id} ({row.version}) cannot be promoted: {exc}", code="model_unusable"

@@ -21,11 +21,11 @@ from waferdesk.core.errors import ModelError
 from waferdesk.core.modelcard import card_path_for
 from waferdesk.core.taxonomy import default_taxonomy
 
-from ...core.errors import ConflictError, UnprocessableError
+from ...core.errors import ConflictError, NotFoundError, UnprocessableError
 from ...core.permissions import Permission
-from ...db.models import TrainingJob
+from ...db.models import RegisteredModel, TrainingJob
 from ...db.session import begin_write
-from ...services.registry import register_model
+from ...services.registry import artifact_path, get_model, register_model
 from ...services.training import dataset, jobs
 from ..deps import CtxDep, SessionDep, require
 from ..schemas.common import error_responses
@@ -80,18 +80,12 @@ def worker_dataset(job: JobDep, session: SessionDep, ctx: CtxDep) -> FileRespons
     )
 
 
-def _init_model(job: TrainingJob, session: SessionDep) -> Any:
-    from ...core.errors import NotFoundError
-    from ...services.registry import get_model
-
+def _init_model(job: TrainingJob, session: SessionDep) -> RegisteredModel:
     ref = dict(job.spec).get("init_model")
     if ref is None:
         raise NotFoundError(f"job {job.id} starts from random weights (no init_model)", code="no_init_model")
     row = get_model(session, int(ref))
-    if not Path(row.artifact_path).is_file():
-        raise NotFoundError(
-            f"model {row.id} ({row.version}): its file is missing on the server", code="model_file_missing"
-        )
+    artifact_path(row)  # 404 when the file is gone
     return row
 
 
