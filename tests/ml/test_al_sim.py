@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from waferdesk.cli import main
 from waferdesk.core.active import STRATEGIES
@@ -72,6 +73,7 @@ def test_al_sim_json_curves_targets_and_files(tiny_result: tuple[dict, Path]) ->
     hy = r["vs_random"]["hybrid"]
     assert [b["labelled"] for b in hy["budgets"]] == [7, 10]
     assert r["hybrid_beats_random_at_every_budget"] == hy["beats_random_at_every_budget"]
+    assert r["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
     assert (out / "al-sim.png").stat().st_size > 5000
     assert _without_timing(json.loads((out / "al-sim.json").read_text())) == _without_timing(r)
 
@@ -91,6 +93,13 @@ def test_al_sim_is_deterministic_and_a_strategy_does_not_depend_on_the_others(
     assert again["reference"] == r["reference"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_al_sim_on_cuda_without_a_gpu_says_so(capsys) -> None:
+    assert main(["al-sim", *TINY, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "--device 'cuda': no CUDA GPU is available here" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -101,6 +110,8 @@ def test_al_sim_is_deterministic_and_a_strategy_does_not_depend_on_the_others(
         (["--rounds", "0"], "--rounds must be at least 1"),
         (["--encoder", "resnet999"], "--encoder 'resnet999'"),
         (["--test-seed", "505"], "--pool-seed and --test-seed must differ"),
+        (["--device", "gpu0"], "--device 'gpu0': not a device"),
+        (["--device", "meta"], "--device 'meta': WaferDesk trains on auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_al_sim_bad_flags_give_one_clear_line(flags: list[str], message: str, capsys) -> None:

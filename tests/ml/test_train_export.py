@@ -121,3 +121,25 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
     assert "no last.pt" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--seed", "5", "--val-seed", "5"]) == 2
     assert not card_path_for(tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu0", "--device 'gpu0': not a device; choose auto, cpu, cuda or cuda:N"),
+        ("meta", "--device 'meta': WaferDesk trains on auto, cpu, cuda or cuda:N"),
+        pytest.param(
+            "cuda",
+            "--device 'cuda': no CUDA GPU is available here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU"),
+        ),
+    ],
+)
+def test_train_refuses_an_unusable_device_before_writing_anything(
+    device: str, message: str, tmp_path: Path, capsys
+) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--device", device, "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not run.exists()  # no half-written run directory to trip a later --resume

@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-seed", type=int, default=TEST_SEED, help=f"test set's generator seed (default {TEST_SEED})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the seed set, torch, batches and selections")
     p.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+    p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:1...")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--out", type=Path, help=f"write {JSON_NAME} (updated every round) and {PNG_NAME} here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -82,6 +83,7 @@ def config_from(args: argparse.Namespace) -> Any:
         test_seed=args.test_seed,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
     )
     cfg.check()
     return cfg

@@ -50,6 +50,7 @@ from waferdesk.core.synth import SynthConfig, generate_record
 from .al_sim_config import SimConfig
 from .config import TRAIN_SEED, TrainConfig
 from .data import RecordBatches
+from .device import pick_device
 from .evaluate import synthetic_metrics
 from .losses import SegLoss, class_frequencies, class_weights_from
 from .model import WaferUnet, build_model
@@ -63,6 +64,7 @@ AUG_MARGIN = 2  # RecordBatches' augmentation pads up to this many empty rows/co
 LOW_IS_UNCERTAIN = ("margin_mean", "margin_min")  # ranked by 1 - margin, as the server does
 TARGET_SHARE = 0.95
 CLASS_FREQ_WAFERS = 300  # generator wafers (their own seed) the loss's class weights come from
+CPU = torch.device("cpu")
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -99,6 +101,7 @@ def train_steps(
     seed: int,
     loss_fn: SegLoss,
     tick: Callable[[int], None] | None = None,
+    device: torch.device = CPU,
 ) -> float:
     """``steps`` AdamW steps (warmup + cosine) over ``records``; returns the mean loss of the last 10."""
     torch.manual_seed(seed)
@@ -109,8 +112,8 @@ def train_steps(
     losses: list[float] = []
     for _ in range(steps):
         x, y = next(batches)
-        logits, _ = model(torch.from_numpy(x))
-        loss, _ = loss_fn(logits, torch.from_numpy(y))
+        logits, _ = model(torch.from_numpy(x).to(device))
+        loss, _ = loss_fn(logits, torch.from_numpy(y).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -123,8 +126,10 @@ def train_steps(
     return float(np.mean(losses[-10:])) if losses else float("nan")
 
 
-def evaluate_miou(model: WaferUnet, test: Sequence[WaferRecord], batch: int) -> dict[str, Any]:
-    m = synthetic_metrics(test, predict(model, [r.wafer for r in test], batch))
+def evaluate_miou(
+    model: WaferUnet, test: Sequence[WaferRecord], batch: int, device: torch.device = CPU
+) -> dict[str, Any]:
+    m = synthetic_metrics(test, predict(model, [r.wafer for r in test], batch, device))
     return {k: m[k] for k in ("miou", "class_iou", "die_accuracy")}
 
 
@@ -144,10 +149,11 @@ def score_pool(
     tta: int,
     batch: int,
     tick: Callable[[int], None] | None = None,
+    device: torch.device = CPU,
 ) -> PoolScores:
     """Embeddings of the whole pool and, when asked, uncertainty (+ TTA) of the unlabelled part."""
     grids = [r.wafer.dies for r in pool]
-    logits, embs = die_logits(model, grids, batch)
+    logits, embs = die_logits(model, grids, batch, device)
     if tick is not None:
         tick(len(pool))
     scores: dict[int, dict[str, float]] = {}
@@ -158,7 +164,7 @@ def score_pool(
         if tta >= 2:
             aligned: dict[int, list[np.ndarray]] = {i: [probs[i]] for i in unlabelled}
             for k in range(1, tta):
-                lk, _ = die_logits(model, [dihedral(grids[i], k) for i in unlabelled], batch)
+                lk, _ = die_logits(model, [dihedral(grids[i], k) for i in unlabelled], batch, device)
                 for i, z in zip(unlabelled, lk, strict=True):
                     aligned[i].append(dihedral_inverse(softmax(z, axis=0), k))
                 if tick is not None:
@@ -254,6 +260,7 @@ def simulate(
     """
     cfg.check()
     cfg = cfg.resolved()
+    device = pick_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     t_all = time.perf_counter()
     try:
@@ -273,7 +280,7 @@ def simulate(
     pool, skipped = small_wafers(cfg.pool_seed, cfg.pool)
     test, test_skipped = small_wafers(cfg.test_seed, cfg.test)
     weights = class_weights_from(class_frequencies(TRAIN_SEED, SynthConfig(size_range=SIZE_RANGE), CLASS_FREQ_WAFERS))
-    loss_fn = SegLoss(weights, 0.5)
+    loss_fn = SegLoss(weights, 0.5).to(device)
     infer_batch = max(16, cfg.train_batch)
 
     result: dict[str, Any] = {
@@ -288,6 +295,7 @@ def simulate(
         "reference": None,
         "timing_s": {"train": 0.0, "score": 0.0, "evaluate": 0.0},
         "torch": torch.__version__,
+        "device": str(device),
         "threads": torch.get_num_threads(),
     }  # fmt: skip
     timing = result["timing_s"]
@@ -307,15 +315,15 @@ def simulate(
     # round 0: a random seed set, one model shared by every strategy
     seed_idx = sorted(np.random.default_rng([cfg.seed, 0]).permutation(len(pool))[: cfg.seed_size].tolist())
     torch.manual_seed(_subseed(cfg.seed, 1))
-    model = build_model(cfg.encoder)
+    model = build_model(cfg.encoder).to(device)
     phase(f"round 0: train seed model ({cfg.seed_size} wafers)")
     with clock("train"):
         loss0 = train_steps(
-            model, [pool[i] for i in seed_idx], cfg.seed_steps, cfg, _subseed(cfg.seed, 2), loss_fn, tick
+            model, [pool[i] for i in seed_idx], cfg.seed_steps, cfg, _subseed(cfg.seed, 2), loss_fn, tick, device
         )
     phase("round 0: evaluate")
     with clock("evaluate"):
-        ev0 = evaluate_miou(model, test, infer_batch)
+        ev0 = evaluate_miou(model, test, infer_batch, device)
     result["seed_indices"] = seed_idx
     seed_state = copy.deepcopy(model.state_dict())
     labelled: dict[str, list[int]] = {s: list(seed_idx) for s in cfg.strategies}
@@ -343,7 +351,9 @@ def simulate(
                 if ps is None:
                     phase(f"round {rnd} {s}: score {len(unl)} wafers")
                     with clock("score"):
-                        ps = score_pool(model, pool, unl, shared_u or "u" in NEEDS[s], cfg.tta, infer_batch, tick)
+                        ps = score_pool(
+                            model, pool, unl, shared_u or "u" in NEEDS[s], cfg.tta, infer_batch, tick, device
+                        )
                     shared = ps if rnd == 1 else None
                 if "u" in NEEDS[s]:
                     u = ranking(ps, unl, cfg.score)
@@ -358,11 +368,13 @@ def simulate(
             phase(f"round {rnd} {s}: train on {len(labelled[s])} wafers")
             with clock("train"):
                 records = [pool[i] for i in labelled[s]]
-                loss = train_steps(model, records, cfg.steps, cfg, _subseed(cfg.seed, rnd, si, 4), loss_fn, tick)
+                loss = train_steps(
+                    model, records, cfg.steps, cfg, _subseed(cfg.seed, rnd, si, 4), loss_fn, tick, device
+                )
             states[s] = copy.deepcopy(model.state_dict())
             phase(f"round {rnd} {s}: evaluate")
             with clock("evaluate"):
-                ev = evaluate_miou(model, test, infer_batch)
+                ev = evaluate_miou(model, test, infer_batch, device)
             point: dict[str, Any] = {"round": rnd, "labelled": len(labelled[s]), "new": len(new), **ev,
                                      "train_loss": round(loss, 4), "picked": new}  # fmt: skip
             if u is not None:
@@ -377,12 +389,12 @@ def simulate(
     # the reference: the same network, from scratch, on the whole pool, same total steps
     phase(f"reference: train on all {len(pool)} wafers")
     torch.manual_seed(_subseed(cfg.seed, 1))
-    ref = build_model(cfg.encoder)
+    ref = build_model(cfg.encoder).to(device)
     with clock("train"):
-        ref_loss = train_steps(ref, pool, cfg.full_steps, cfg, _subseed(cfg.seed, 5), loss_fn, tick)
+        ref_loss = train_steps(ref, pool, cfg.full_steps, cfg, _subseed(cfg.seed, 5), loss_fn, tick, device)
     phase("reference: evaluate")
     with clock("evaluate"):
-        ref_ev = evaluate_miou(ref, test, infer_batch)
+        ref_ev = evaluate_miou(ref, test, infer_batch, device)
     result["reference"] = {"labelled": len(pool), "steps": cfg.full_steps, **ref_ev, "train_loss": round(ref_loss, 4)}
     emit()
     return result

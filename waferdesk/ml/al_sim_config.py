@@ -41,6 +41,7 @@ class SimConfig:
     test_seed: int = TEST_SEED
     seed: int = 0  # seed set, torch init, batches and selections
     threads: int = 1
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> SimConfig:

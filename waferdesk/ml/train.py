@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from waferdesk.core.encoding import canvas_for, decode, encode_batch, encode_labels
+from waferdesk.core.errors import WaferDeskError
 from waferdesk.core.records import WaferRecord
 from waferdesk.core.synth import SynthConfig
 from waferdesk.core.taxonomy import IGNORE
@@ -47,6 +48,7 @@ from .data import (
     synthetic_set,
     wm811k_labels,
 )
+from .device import pick_device
 from .evaluate import Predicted, predicted_from_mask, real_metrics, synthetic_metrics
 from .fingerprint import git_commit, synth_source_sha256
 from .losses import SegLoss, class_frequencies, class_weights_from
@@ -54,12 +56,6 @@ from .model import WaferUnet, build_model
 from .predict import predict
 
 LOG_EVERY = 5
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -169,8 +165,6 @@ def load_initial_weights(path: str | Path) -> tuple[WaferUnet, dict[str, Any]]:
     the exported card): a checkpoint (``best.pt``/``last.pt``) or an exported ``.onnx`` model
     with its card (BatchNorm un-fused by :func:`waferdesk.ml.recover.recover`), so a shipped
     or deployed model can be fine-tuned when its run directory is gone."""
-    from waferdesk.core.errors import WaferDeskError
-
     p = Path(path)
     if not p.is_file():
         raise WaferDeskError(f"--init-from {p}: no such file")
@@ -209,14 +203,13 @@ def train(
     ``new_steps`` (resume only, cosine schedule only) changes the run's length: the cosine
     curve is re-stretched from the current step, so a slow machine can end a run sooner.
     """
+    device = pick_device(cfg.device)  # a bad --device fails before anything is written
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ck: dict[str, Any] | None = None
     if resume:
         last = run / "last.pt"
         if not last.is_file():
-            from waferdesk.core.errors import WaferDeskError
-
             raise WaferDeskError(f"{run}: no last.pt to resume from")
         ck = torch.load(str(last), map_location="cpu", weights_only=False)
         saved = TrainConfig(**{k: v for k, v in ck["config"].items() if k in asdict(cfg)})
@@ -224,21 +217,16 @@ def train(
         saved.device, saved.threads = cfg.device, cfg.threads
         if new_steps and new_steps != saved.steps:
             if saved.schedule != "cosine":
-                from waferdesk.core.errors import WaferDeskError
-
                 raise WaferDeskError(
                     f"{run}: a {saved.schedule} schedule has a fixed length; only cosine runs can change"
                 )
             if new_steps <= int(ck["step"]):
-                from waferdesk.core.errors import WaferDeskError
-
                 raise WaferDeskError(f"{run}: already at step {ck['step']}; --steps must be larger")
             saved.extra.setdefault("steps_changed", []).append(
                 {"at_step": int(ck["step"]), "from": saved.steps, "to": new_steps}
             )
             saved.steps = new_steps
         cfg = saved
-    device = pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -254,8 +242,6 @@ def train(
     if fine_tuning:  # before config.json: a bad --init-from leaves nothing behind
         init, cfg.extra["init"] = load_initial_weights(str(cfg.init_from))
         if init.encoder_name != cfg.encoder:
-            from waferdesk.core.errors import WaferDeskError
-
             raise WaferDeskError(
                 f"--init-from {cfg.init_from}: a {init.encoder_name} model, but this run trains a {cfg.encoder}"
             )
