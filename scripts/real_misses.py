@@ -37,7 +37,7 @@ for lab in patterned:
     own = tax.names.index(WM811K_TO_CLASS[lab])
     rows, why = [], Counter()
     for w, p in zip(maps, preds, strict=True):
-        if w.label != lab or p.verdict.primary != "none":
+        if w.label != lab or str(p.verdict) != "none":
             continue
         counts = np.bincount(p.mask.labels[w.dies == FAIL], minlength=len(tax))
         rows.append((w.n_fail, counts[own], counts[random_index] / max(1, w.n_fail), w.n_fail / w.n_dies))
