@@ -18,7 +18,6 @@ from waferdesk.core.inference.segmenter import Segmenter
 from waferdesk.core.modelcard import default_model_path
 from waferdesk.core.results import VerdictPolicy
 from waferdesk.core.taxonomy import default_taxonomy
-from waferdesk.core.wafer import FAIL
 from waferdesk.ml.data import WM811K_TO_CLASS, load_wm811k, wm811k_labels
 
 model = sys.argv[1] if len(sys.argv) > 1 else default_model_path()
@@ -39,7 +38,7 @@ for lab in patterned:
     for w, p in zip(maps, preds, strict=True):
         if w.label != lab or str(p.verdict) != "none":
             continue
-        counts = np.bincount(p.mask.labels[w.dies == FAIL], minlength=len(tax))
+        counts = p.mask.counts(len(tax))  # predictions label failing dies only
         rows.append((w.n_fail, counts[own], counts[random_index] / max(1, w.n_fail), w.n_fail / w.n_dies))
         largest = max(counts[c.index] for c in tax.classes if c.systematic)
         why["no systematic die" if largest == 0 else f"< {policy.min_dies} dies" if largest < policy.min_dies
