@@ -15,7 +15,6 @@ from waferdesk.core.encoding import CHANNELS, ENCODING_VERSION
 from waferdesk.core.modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, card_path_for, load_model_card
 from waferdesk.core.synth import generate_record
 from waferdesk.core.taxonomy import default_taxonomy
-from waferdesk.ml.allocator import keep_freed_memory
 from waferdesk.ml.data import load_wm811k
 from waferdesk.ml.export import agreement, export_onnx, onnx_session
 from waferdesk.ml.model import build_from_card
@@ -33,8 +32,6 @@ def test_run_directory_holds_config_checkpoints_metrics_and_curves(tiny_run: Pat
     for h in history:
         assert set(h["val"]["class_iou"]) == set(default_taxonomy().names)
         assert 0 <= h["val"]["miou"] <= 1 and h["lr"] > 0 and np.isfinite(h["val_loss"])
-    summary = json.loads((tiny_run / "summary.json").read_text())
-    assert summary["device"] == "cpu" and summary["malloc_tuned"] == keep_freed_memory()  # the process's own answer
 
 
 def test_exported_model_and_card(tiny_onnx: Path) -> None:

@@ -48,7 +48,6 @@ from waferdesk.core.records import WaferRecord
 from waferdesk.core.synth import SynthConfig, generate_record
 
 from .al_sim_config import SimConfig
-from .allocator import keep_freed_memory
 from .config import TRAIN_SEED, TrainConfig
 from .data import RecordBatches
 from .device import pick_device
@@ -262,8 +261,6 @@ def simulate(
     cfg.check()
     cfg = cfg.resolved()
     device = pick_device(cfg.device)
-    if device.type == "cpu":
-        keep_freed_memory()
     torch.set_num_threads(cfg.threads)
     t_all = time.perf_counter()
     try:

@@ -36,7 +36,6 @@ from waferdesk.core.synth import SynthConfig
 from waferdesk.core.taxonomy import IGNORE
 from waferdesk.core.wafer import FAIL, LabelMask, WaferMap
 
-from .allocator import keep_freed_memory
 from .config import TrainConfig
 from .data import (
     RecordBatches,
@@ -205,7 +204,6 @@ def train(
     curve is re-stretched from the current step, so a slow machine can end a run sooner.
     """
     device = pick_device(cfg.device)  # a bad --device fails before anything is written
-    malloc_tuned = device.type == "cpu" and keep_freed_memory()
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ck: dict[str, Any] | None = None
@@ -404,7 +402,6 @@ def train(
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "malloc_tuned": malloc_tuned,
     }
     _write_json(run / "summary.json", summary)
     return summary
