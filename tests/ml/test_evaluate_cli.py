@@ -30,6 +30,8 @@ def test_evaluate_json_has_synthetic_and_real_numbers(tiny_onnx: Path, tmp_path:
     assert set(r["class_iou"]) == set(default_taxonomy().names)
     assert 0 <= r["miou"] <= 1 and r["synthetic"]["n_wafers"] == len(recs)
     assert r["real"]["n_wafers"] == 40 and 0 <= r["real_macro_f1"] <= 1 and 0 <= r["real_accuracy"] <= 1
+    v = default_taxonomy().verdict  # the verdict thresholds the numbers were computed under
+    assert r["verdict_policy"] == {"min_share": v.min_share, "min_dies": v.min_dies, "random_min_density": 0.3}
     # the numbers are those of the engine's own predictions on the same wafers
     seg = Segmenter(tiny_onnx, cache=False)
     from waferdesk.ml.evaluate import Predicted

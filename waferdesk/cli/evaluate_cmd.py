@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         "provider": getattr(seg, "provider", None),
         "data": str(args.data),
         "real_data": str(real_path) if real_path else None,
+        "verdict_policy": asdict(seg.policy),  # the thresholds behind every verdict number below
         **flat_summary(report),
         **report,
         "seconds": round(elapsed, 1),
