@@ -36,7 +36,10 @@ def one_run(steps: int, amp: str, threads: int, workdir: Path) -> tuple[float, f
     cmd = [sys.executable, "-m", "waferdesk", "train", "--run-dir", str(run_dir), "--steps", str(steps),
            "--eval-every", str(steps), "--val-count", "4", "--amp", amp, "--threads", str(threads)]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:  # e.g. --amp bf16 refused, or no torch: say why in one line, not a traceback
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"waferdesk train --amp {amp} failed (exit {done.returncode}): {last}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     user, kernel = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     log = {e["step"]: e["t"] for e in json.loads((run_dir / "train_log.json").read_text())}

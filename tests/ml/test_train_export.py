@@ -120,6 +120,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 2
     assert "no last.pt" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--seed", "5", "--val-seed", "5"]) == 2
+    assert main(["train", "--run-dir", str(tmp_path / "t"), "--threads", "-5"]) == 2
+    assert "--threads must be 0 (torch's default) or a positive count, got -5" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
     assert not card_path_for(tmp_path / "m.onnx").exists()
 
 

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     args.steps = args.steps or TrainConfig().steps
     if args.steps < 1 or args.batch_size < 1:
         raise WaferDeskError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
+    if args.threads < 0:
+        raise WaferDeskError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
         raise WaferDeskError(f"need 4 <= --min-size <= --max-size <= 1000, got {args.min_size}..{args.max_size}")
     if args.real is not None and not args.real.is_file():
