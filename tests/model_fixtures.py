@@ -78,8 +78,11 @@ def make_tiny_model(
     seed: int = 0,
     kind: str = "random",
     name: str | None = None,
+    inference: dict | None = None,
 ) -> Path:
-    """Write ``<name>.onnx`` and its ``.card.json`` into ``directory``; return the model path."""
+    """Write ``<name>.onnx`` and its ``.card.json`` into ``directory``; return the model path.
+
+    ``inference``: the card's ``inference`` block (e.g. ``{"views": 4}``), left out when None."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -129,6 +132,7 @@ def make_tiny_model(
             },
             "training": {"data": "none (test fixture)"},
             "metrics": {},
+            **({"inference": inference} if inference is not None else {}),
         }
     )
     card.save(card_path_for(path))

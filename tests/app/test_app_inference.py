@@ -70,3 +70,27 @@ def test_without_a_model_the_app_still_opens_and_says_so(qtbot, app_home, wafer_
     finally:
         win.close()
         store.close()
+
+
+def test_a_model_whose_card_asks_for_views_runs_them_in_the_app(qtbot, app_home, wafer_file, tmp_path: Path) -> None:
+    from model_fixtures import make_tiny_model
+
+    model_path = make_tiny_model(tmp_path, name="tta", inference={"views": 4})
+    win, store = make_window(qtbot, model_path)
+    try:
+        qtbot.waitUntil(
+            lambda: win.engine.available is not None and not win.model_label.text().endswith("loading…"),
+            timeout=60000,
+        )
+        assert "4 rotated views" in win.model_label.toolTip()
+        with qtbot.waitSignal(win.engine.job_finished, timeout=60000):
+            win.open_paths([wafer_file])
+        current = win.doc.current
+        qtbot.waitUntil(lambda: current.prediction is not None, timeout=30000)
+        four = Segmenter(model_path, providers="cpu", cache=False).predict(current.wafer)
+        one = Segmenter(model_path, providers="cpu", cache=False, views=1).predict(current.wafer)
+        assert four.views == 4 and (current.prediction.labels == four.mask.labels).all()
+        assert not (four.probs == one.probs).all()  # the views changed the answer the app shows
+    finally:
+        win.close()
+        store.close()

@@ -28,6 +28,12 @@ def test_bench_writes_table_and_json(tiny_model, tmp_path, capsys) -> None:
         assert r["provider"] == "CPU" and r["threads"] >= 1 and r["batch"] == 32
     assert 0 < rep["int8"]["agreement"] <= 1
     assert "pytorch eager" in rep["not_measured"] and rep["machine"]["physical_cores"] >= 1
+    # test-time augmentation priced per size: 1, 2, 4, 8 views against one
+    assert "test-time augmentation" in printed and "4 views" in printed
+    assert [r["size"] for r in rep["views"]] == [16, 40]
+    for r in rep["views"]:
+        assert set(r["predict_b1_median_ms"]) == {"1", "2", "4", "8"} and r["ratio_vs_1_view"]["1"] == 1.0
+        assert all(ms > 0 for ms in r["predict_b1_median_ms"].values())
 
 
 def test_bench_uses_a_torch_baseline_when_one_is_given(tiny_model) -> None:

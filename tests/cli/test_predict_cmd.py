@@ -105,6 +105,20 @@ def test_predict_folder_without_images(tiny_model, inputs, tmp_path) -> None:
     assert len(_read_csv(out / "summary.csv")) == 6
 
 
+def test_predict_views_flag_averages_rotated_views(tiny_model, inputs, tmp_path, capsys) -> None:
+    a, _, _ = inputs
+    out = tmp_path / "out"
+    rc = main(["predict", str(a), "--out", str(out), "--model", str(tiny_model), "--no-images", "--views", "4"])
+    assert rc == 0 and "4 views averaged" in capsys.readouterr().err
+    seg = Segmenter(tiny_model, providers="cpu", cache=False, views=4)
+    files = sorted(out.glob("*.json"))
+    assert len(files) == 3
+    for f, rec in zip(files, generate(3, seed=31), strict=True):
+        data = json.loads(f.read_text())
+        assert data["model"]["views"] == 4
+        assert np.array_equal(np.array(data["mask"], np.uint8), seg.predict(rec.wafer).mask.labels)
+
+
 def test_predict_without_a_usable_model_is_one_clear_line(inputs, tmp_path, capsys) -> None:
     a, _, _ = inputs
     rc = main(["predict", str(a), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none.onnx")])

@@ -101,7 +101,7 @@ def test_prediction_arrays_are_read_only_and_json_is_complete(seg, wafers) -> No
     assert np.array_equal(np.array(data["mask"], np.uint8), pred.mask.labels)
     assert set(data["counts"]) == set(default_taxonomy().names)
     assert len(data["embedding"]) == pred.embedding.size
-    assert data["model"] == {"version": "tiny-1", "sha256": seg.model_sha256, "provider": "CPU"}
+    assert data["model"] == {"version": "tiny-1", "sha256": seg.model_sha256, "provider": "CPU", "views": 1}
     rle = pred.to_json(mask_format="rle")["mask"]["rle"]
     flat = np.concatenate([np.full(n, v, np.uint8) for v, n in rle])
     assert np.array_equal(flat.reshape(pred.shape), pred.mask.labels)

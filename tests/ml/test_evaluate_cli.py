@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from waferdesk.cli import main
 from waferdesk.core.formats import write_wdm
@@ -93,3 +94,30 @@ def test_evaluate_refuses_unlabelled_or_missing_files(tiny_onnx: Path, tmp_path:
     assert "x.npz: real-data file not found" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tmp_path / "none.onnx"), "--data", str(data), "--real", "none"]) == 2
     assert "none.onnx: model file not found" in capsys.readouterr().err
+
+
+def test_evaluate_runs_the_views_the_card_asks_for_unless_told(tmp_path: Path, capsys) -> None:
+    from model_fixtures import make_tiny_model
+
+    from waferdesk.ml.evaluate import Predicted
+
+    model = make_tiny_model(tmp_path / "m", name="tta", inference={"views": 4})
+    data, recs = _test_file(tmp_path, 6)
+    wafers = [x.wafer for x in recs]
+    results = {}
+    for flag in ([], ["--views", "1"]):
+        assert main(["evaluate", "--model", str(model), "--data", str(data), "--real", "none", "--json", *flag]) == 0
+        r = json.loads(capsys.readouterr().out)
+        views = 4 if not flag else 1
+        assert r["views"] == views
+        seg = Segmenter(model, cache=False, views=views)
+        preds = [Predicted(p.mask, p.summary.verdict) for p in seg.predict_many(wafers)]
+        assert synthetic_metrics(recs, preds)["class_iou"] == r["class_iou"]
+        results[views] = r["class_iou"]
+    assert results[4] != results[1]
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--model", str(model), "--data", str(data), "--real", "none", "--views", "3"])
+    assert exc.value.code == 2
+    assert "invalid choice: 3" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(model), "--data", str(data), "--real", "none", "--views", "2"]) == 0
+    assert "2 views averaged" in capsys.readouterr().out.splitlines()[0]

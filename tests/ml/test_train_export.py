@@ -54,6 +54,16 @@ def test_exported_model_and_card(tiny_onnx: Path) -> None:
         assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)  # L2-normalised embedding
 
 
+def test_export_views_become_the_cards_default_for_every_consumer(tiny_run: Path, tmp_path: Path) -> None:
+    from waferdesk.core.inference import Segmenter
+
+    out = tmp_path / "tta.onnx"
+    assert main(["export", str(tiny_run), "--views", "4", "--out", str(out)]) == 0
+    card = load_model_card(out)  # the sha256 still matches: the views live in the card only
+    assert card.raw["inference"] == {"views": 4} and card.default_views == 4
+    assert Segmenter(out, providers="cpu", cache=False).views == 4
+
+
 def test_export_agrees_with_torch_on_synthetic_and_real_maps(tiny_run: Path, tmp_path: Path, real_data_path) -> None:
     model, _ = load_checkpoint_model(tiny_run / "best.pt")
     rng = np.random.default_rng(0)

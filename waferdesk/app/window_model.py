@@ -33,6 +33,8 @@ class ModelCommands:
         tip = f"execution provider in use: {info['provider']}"
         if info.get("provider_note"):
             tip += f"\n{info['provider_note']}"
+        if info.get("views", 1) > 1:
+            tip += f"\ntest-time augmentation: each wafer runs in {info['views']} rotated views, averaged"
         self.model_label.setToolTip(tip)
         self.model_info = info
         e = self.doc.current

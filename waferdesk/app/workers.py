@@ -121,6 +121,7 @@ class InferenceEngine(QThread):
                 "model_version": str(getattr(self.segmenter, "model_version", "?")),
                 "sha256": str(getattr(getattr(self.segmenter, "card", None), "sha256", "") or ""),
                 "model_path": str(getattr(self.segmenter, "model_path", "") or ""),
+                "views": int(getattr(self.segmenter, "views", 1) or 1),
             }
         )
         while True:

@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write metrics.json and confusion matrices (JSON + PNG) here")
     p.add_argument("--batch-size", type=int, default=32, help="wafers per inference batch (default 32)")
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 2, 4, 8),
+        help="test-time augmentation: average the model over this many rotated / mirrored views of each "
+        "wafer (default: what the model card says, as the app and the server run it)",
+    )
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N wafers of each set (0: all)")
     p.add_argument(
         "--record",
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         records, real = records[: args.limit], real[: args.limit]
     t0 = time.perf_counter()
     with bar(len(records) + len(real), "evaluate") as pb:
-        predict_fn, seg = onnx_predict_fn(model, args.batch_size, pb)
+        predict_fn, seg = onnx_predict_fn(model, args.batch_size, pb, views=args.views)
         report = evaluate_sets(predict_fn, records, real)
     elapsed = time.perf_counter() - t0
     result: dict[str, Any] = {
@@ -96,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "model_version": seg.card.version,
         "model_sha256": seg.card.sha256,
         "provider": getattr(seg, "provider", None),
+        "views": seg.views,  # dihedral views averaged per wafer (test-time augmentation)
         "data": str(args.data),
         "real_data": str(real_path) if real_path else None,
         "verdict_policy": asdict(seg.policy),  # the thresholds behind every verdict number below
@@ -122,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_text(r: dict[str, Any]) -> str:
-    lines = [f"model {r['model_version']} ({r['model']}), {r['seconds']} s"]
+    views = r.get("views", 1)
+    averaged = f", {views} views averaged" if views > 1 else ""
+    lines = [f"model {r['model_version']} ({r['model']}){averaged}, {r['seconds']} s"]
     syn = r.get("synthetic")
     if syn:
         lines.append(

@@ -27,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="weights",
         help="with --fp16: 'weights' (default, see above) or 'full' (float16 arithmetic, for GPUs)",
     )
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=1,
+        help="test-time augmentation every consumer runs by default: the card's inference.views "
+        "(dihedral views averaged per wafer; default 1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.modelcard import card_path_for
     from ..ml.export import export_checkpoint
 
-    out, card = export_checkpoint(args.source, args.out, fp16=args.fp16, fp16_mode=args.fp16_mode)
+    out, card = export_checkpoint(args.source, args.out, fp16=args.fp16, fp16_mode=args.fp16_mode, views=args.views)
     chk = card.onnx.get("check", {})
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {card.onnx['precision']}, opset {card.onnx['opset']}) "

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="wafers per run (default 32)")
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default auto)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="intra-op threads (default: physical cores)")
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 2, 4, 8),
+        help="test-time augmentation: average the model over N rotated / mirrored views of each wafer "
+        "(N times the network time; default: what the model card says)",
+    )
     p.add_argument("--no-cache", action="store_true", help="do not use or fill the on-disk prediction cache")
     p.set_defaults(func=run)
 
@@ -100,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
         from platformdirs import user_cache_dir
 
         cache = PredictionCache(directory=Path(user_cache_dir("waferdesk")) / "predictions")
-    seg = Segmenter(args.model, providers=args.provider, threads=args.threads, cache=cache)
+    seg = Segmenter(args.model, providers=args.provider, threads=args.threads, cache=cache, views=args.views)
+    views = f", {seg.views} views averaged" if seg.views > 1 else ""
     print(
-        f"model {seg.model_version} (sha256 {seg.model_sha256[:12]}), {seg.threads} threads: {seg.provider_note}",
+        f"model {seg.model_version} (sha256 {seg.model_sha256[:12]}){views}, {seg.threads} threads: "
+        f"{seg.provider_note}",
         file=sys.stderr,
     )
 

@@ -65,6 +65,14 @@ class ModelCard:
     def embedding_dim(self) -> int | None:
         return self.onnx.get("embedding_dim")
 
+    @property
+    def default_views(self) -> object:
+        """Views to average at inference unless the user says otherwise (``inference.views``;
+        1 when absent). Every consumer runs this by default, so the card's metrics, measured
+        with it, are what users get. Checked by the consumer (:func:`~waferdesk.core.inference.views.check_views`)."""
+        inference = self.raw.get("inference") or {}
+        return inference.get("views", 1) if isinstance(inference, dict) else inference
+
     def to_json(self) -> dict[str, Any]:
         out = dict(self.raw)
         out.update(

@@ -119,11 +119,14 @@ def real_metrics(wafers: Sequence[WaferMap], preds: Sequence[Predicted]) -> dict
 
 
 # -- the ONNX path (what users run) -----------------------------------------------------------
-def onnx_predict_fn(model_path: str | Path | None, batch_size: int = 32, progress: Any = None) -> tuple[PredictFn, Any]:
-    """A predict function over the ONNX model through the product's inference engine."""
+def onnx_predict_fn(
+    model_path: str | Path | None, batch_size: int = 32, progress: Any = None, views: int | None = None
+) -> tuple[PredictFn, Any]:
+    """A predict function over the ONNX model through the product's inference engine
+    (``views`` None: the views its card asks for, as every consumer runs it)."""
     from waferdesk.core.inference import Segmenter
 
-    seg = Segmenter(model_path, cache=False)
+    seg = Segmenter(model_path, cache=False, views=views)
 
     def run(wafers: Sequence[WaferMap]) -> Iterable[Predicted]:
         for pred in seg.predict_many(wafers, batch_size=batch_size):

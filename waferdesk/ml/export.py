@@ -280,9 +280,17 @@ def make_card(
 
 
 def export_checkpoint(
-    src: str | Path, out: str | Path, fp16: bool = False, fp16_mode: str = "weights", check_wafers: int = 12
+    src: str | Path,
+    out: str | Path,
+    fp16: bool = False,
+    fp16_mode: str = "weights",
+    check_wafers: int = 12,
+    views: int = 1,
 ) -> tuple[Path, ModelCard]:
-    """Export a run's best checkpoint (or a checkpoint file) to ``out`` with its card beside it."""
+    """Export a run's best checkpoint (or a checkpoint file) to ``out`` with its card beside it.
+
+    ``views`` > 1 writes the card's ``inference.views``: every consumer then averages the
+    model over that many dihedral views by default (test-time augmentation)."""
     from waferdesk.core.synth import generate_record
 
     from .train import load_checkpoint_model
@@ -294,5 +302,7 @@ def export_checkpoint(
     grids = [generate_record(7_777, i).wafer.dies for i in range(check_wafers)]
     info["check"] = {"data": f"synthetic seed 7777, wafers 0..{check_wafers - 1}", **agreement(model, out, grids)}
     card = make_card(model, ck, ckpt_path, info, out)
+    if views > 1:
+        card.raw["inference"] = {"views": views}
     card.save(card_path_for(out))
     return out, card

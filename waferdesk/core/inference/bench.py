@@ -5,7 +5,9 @@ median and p95 latency at batch 1, and throughput (wafers/s) at batch 32; for th
 variants also the full ``Segmenter.predict`` latency (encode + run + decode + summary) at
 batch 1. All variants get the same encoded arrays and the same thread count. PyTorch comes
 from a factory the caller passes in (the core never imports torch); when it is missing, the
-report says why. Numbers are printed and returned, never asserted.
+report says why. A second table prices test-time augmentation: ``Segmenter.predict`` at
+batch 1 with 1, 2, 4 and 8 views of the wafer (:mod:`.views`), each against one view. Numbers
+are printed and returned, never asserted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..synth import SynthConfig, generate
 from ..wafer import NO_DIE, WaferMap
 from .providers import physical_cores, short_name
 from .segmenter import Segmenter
+from .views import VIEW_SETS
 
 RunFn = Callable[[np.ndarray], Any]
 TorchFactory = Callable[[Any, Path, int], "tuple[RunFn | None, str]"]
@@ -98,6 +101,30 @@ def measure(variant: Variant, size: int, runs: int, batch: int = BATCH) -> dict[
     return row
 
 
+def measure_views(
+    model_path: Path, size: int, runs: int, providers: str = "auto", threads: int | None = None
+) -> dict[str, Any]:
+    """``Segmenter.predict`` latency at batch 1 (encode + runs + decode + summary) per number
+    of views, interleaved run by run so that a busy machine slows every column alike."""
+    wafer = wafers_of_size(size, 2)[1]
+    segs = {v: Segmenter(model_path, providers=providers, threads=threads, cache=False, views=v) for v in VIEW_SETS}
+    times: dict[int, list[float]] = {v: [] for v in segs}
+    for seg in segs.values():
+        seg.predict_batch([wafer])  # warm-up: every canvas shape once
+    for _ in range(runs):
+        for v, seg in segs.items():
+            t0 = time.perf_counter()
+            seg.predict_batch([wafer])
+            times[v].append((time.perf_counter() - t0) * 1000.0)
+    med = {v: float(np.median(t)) for v, t in times.items()}
+    return {
+        "size": size,
+        "runs": runs,
+        "predict_b1_median_ms": {str(v): round(m, 3) for v, m in med.items()},
+        "ratio_vs_1_view": {str(v): round(m / med[1], 2) for v, m in med.items()},
+    }
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -151,7 +178,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="waferdesk-bench-") as tmp:
 
         def onnx_variant(path: Path, name: str) -> Variant:
-            seg = Segmenter(path, providers=providers, threads=threads, cache=False)
+            seg = Segmenter(path, providers=providers, threads=threads, cache=False, views=1)
             return Variant(
                 name, str(seg.card.onnx.get("precision", "?")), short_name(seg.provider), seg.threads, seg.run, seg
             )
@@ -193,6 +220,8 @@ def run_bench(
             for v in variants:
                 say(f"{v.name}: {size}x{size} dies")
                 rows.append(measure(v, size, runs, batch))
+        say("test-time augmentation: 1, 2, 4 and 8 views")
+        view_rows = [measure_views(src, size, runs, providers, threads) for size in sizes]
     report.update(
         {
             "format": "waferdesk-bench",
@@ -207,6 +236,8 @@ def run_bench(
             },
             "settings": {"sizes": list(sizes), "runs": runs, "batch": batch, "providers": providers},
             "results": rows,
+            "views": view_rows,
+            "card_views": card.default_views,
             "not_measured": notes,
         }
     )
@@ -246,6 +277,19 @@ def format_table(report: dict[str, Any]) -> str:
         )
     for name, why in report.get("not_measured", {}).items():
         lines.append(f"{name}: {why}")
+    if report.get("views"):
+        counts = list(report["views"][0]["predict_b1_median_ms"])
+        lines.append("")
+        lines.append(
+            f"test-time augmentation: Segmenter.predict at batch 1, median of {report['views'][0]['runs']} "
+            f"interleaved runs (the model card asks for {report.get('card_views', 1)})"
+        )
+        head = f"{'dies':>8} " + " ".join(f"{c + (' view' if c == '1' else ' views'):>17}" for c in counts)
+        lines += [head, "-" * len(head)]
+        for r in report["views"]:
+            cells = [f"{r['predict_b1_median_ms'][c]:>8.2f} ms {r['ratio_vs_1_view'][c]:>4.2f}x" for c in counts]
+            lines.append(f"{r['size']:>3}x{r['size']:<4} " + " ".join(f"{cell:>17}" for cell in cells))
+        lines.append("")
     m = report["machine"]
     lines.append(
         f"machine: {m['cpu']}, {m['physical_cores']} physical cores ({m['logical_cpus']} logical), "

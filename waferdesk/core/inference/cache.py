@@ -1,7 +1,8 @@
 """A content-addressed cache of predictions: the same wafer is never predicted twice.
 
 The key is what determines the answer: the die grid the model sees
-(:meth:`WaferMap.grid_hash`, shape + die codes) and the model file (its sha256). Metadata
+(:meth:`WaferMap.grid_hash`, shape + die codes), the model file (its sha256) and the number
+of views it ran on (:mod:`.views`; part of :attr:`Prediction.model_key`). Metadata
 (lot, wafer id, source) does not change the result, so the same grid read from another file
 or under another lot is a hit; the returned prediction carries the asking wafer's own
 ``content_hash``. An in-process LRU bounded by entries and bytes sits in front of an optional
@@ -66,9 +67,12 @@ class PredictionCache:
         return (grid, model_sha256)
 
     # -- public API ------------------------------------------------------------------------
-    def get(self, wafer: WaferMap, model_sha256: str, grid_hash: str | None = None) -> Prediction | None:
-        """The cached prediction for this wafer under this model (``cached=True``), or None."""
-        key = self.key_of(grid_hash or wafer, model_sha256)
+    def get(self, wafer: WaferMap, model_key: str, grid_hash: str | None = None) -> Prediction | None:
+        """The cached prediction for this wafer under this model (``cached=True``), or None.
+
+        ``model_key``: the model's sha256, or :attr:`Prediction.model_key` when it ran on several views.
+        """
+        key = self.key_of(grid_hash or wafer, model_key)
         with self._lock:
             pred = self._mem.get(key)
             if pred is not None:
@@ -85,7 +89,7 @@ class PredictionCache:
         return replace(pred, cached=True, wafer_hash=wafer.content_hash())
 
     def put(self, wafer: WaferMap | str, pred: Prediction) -> None:
-        key = self.key_of(wafer, pred.model_sha256)
+        key = self.key_of(wafer, pred.model_key)
         self._remember(key, pred)
         if self.directory:
             self._store(key, pred)
@@ -114,7 +118,8 @@ class PredictionCache:
     def _path(self, key: tuple[str, str]) -> Path:
         assert self.directory is not None
         grid, model = key
-        return self.directory / model[:16] / f"{grid}.npz"
+        sha, _, variant = model.partition("+")
+        return self.directory / (sha[:16] + (f"+{variant}" if variant else "")) / f"{grid}.npz"
 
     def _store(self, key: tuple[str, str], pred: Prediction) -> None:
         path = self._path(key)
@@ -125,6 +130,7 @@ class PredictionCache:
             "provider": pred.provider,
             "latency_ms": pred.latency_ms,
             "wafer_hash": pred.wafer_hash,
+            "views": pred.views,
             "counts": pred.summary.counts,
             "n_fail": pred.summary.n_fail,
             "n_dies": pred.summary.n_dies,
@@ -169,13 +175,14 @@ class PredictionCache:
                     provider=str(meta["provider"]),
                     latency_ms=float(meta["latency_ms"]),
                     wafer_hash=str(meta["wafer_hash"]),
+                    views=int(meta.get("views", 1)),
                 )
         except FileNotFoundError:
             return None
         except Exception:  # corrupt or foreign file: drop it, predict again
             path.unlink(missing_ok=True)
             return None
-        if pred.model_sha256 != key[1]:
+        if pred.model_key != key[1]:
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: pruned last

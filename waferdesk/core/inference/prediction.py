@@ -99,6 +99,11 @@ def rle(values: np.ndarray) -> list[list[int]]:
     return [[int(v), int(r)] for v, r in zip(flat[starts], runs, strict=True)]
 
 
+def model_key(model_sha256: str, views: int = 1) -> str:
+    """Cache key of a model run with ``views`` (the plain sha256 for one view)."""
+    return model_sha256 if views == 1 else f"{model_sha256}+views{views}"
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
@@ -124,6 +129,12 @@ class Prediction:
     latency_ms: float
     wafer_hash: str
     cached: bool = False
+    views: int = 1  # dihedral views averaged (test-time augmentation, see .views)
+
+    @property
+    def model_key(self) -> str:
+        """What made this answer: the model file's sha256, plus the views when more than one."""
+        return model_key(self.model_sha256, self.views)
 
     def __post_init__(self) -> None:
         _readonly(self.mask.labels)
@@ -161,7 +172,12 @@ class Prediction:
             "uncertainty": {k: round(float(v), 6) for k, v in self.uncertainty.items()},
             "mask": mask,
             "mask_ignore": IGNORE,
-            "model": {"version": self.model_version, "sha256": self.model_sha256, "provider": self.provider},
+            "model": {
+                "version": self.model_version,
+                "sha256": self.model_sha256,
+                "provider": self.provider,
+                "views": self.views,
+            },
             "latency_ms": round(self.latency_ms, 3),
             "cached": self.cached,
         }

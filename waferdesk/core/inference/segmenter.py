@@ -5,6 +5,10 @@ network sees exactly what it was trained on. A wafer's canvas (its size rounded 
 multiple of 32, see :func:`~waferdesk.core.encoding.canvas_for`) decides its batch: wafers
 sharing a canvas run together and every wafer is always encoded on its own canvas, so a
 prediction never depends on which other wafers happened to share its batch.
+
+With ``views`` > 1 (test-time augmentation, :mod:`.views`) each batch runs once per dihedral
+view of its grids and the per-die logits, rotated back, are averaged before the softmax; the
+model card's ``inference.views`` is the default, so what a user runs is what the card measured.
 """
 
 from __future__ import annotations
@@ -19,21 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding import CHANNELS, Placement, canvas_for, decode, encode_batch
+from ..encoding import CHANNELS, canvas_for, decode, encode_batch
 from ..errors import ModelError
 from ..modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, default_model_path, load_model_card
 from ..results import VerdictPolicy, WaferSummary, verdict_from_counts
 from ..taxonomy import Taxonomy, default_taxonomy
 from ..wafer import FAIL, LabelMask, WaferMap
 from .cache import PredictionCache
-from .prediction import Prediction, postprocess_group
+from .prediction import Prediction, model_key, postprocess_group
 from .providers import SessionFactory, make_session, short_name
+from .views import VIEW_SETS, check_views, from_view, to_view
 
 ProgressFn = Callable[[int, int | None], None]
 """``on_progress(done, total)``: wafers returned so far, and the total when the input has a length."""
 
 BATCH_PIXELS = 32 * 128 * 128
-"""Largest batch in canvas pixels: 32 wafers at 128x128, 8 at 256x256 (memory stays bounded)."""
+"""Largest batch in canvas pixels: 32 wafers at 128x128, 8 at 256x256 (memory stays bounded);
+with several views, the views of a wafer count as that many wafers."""
 
 
 def _onnx_dtype(type_str: str) -> type[np.floating]:
@@ -51,7 +57,8 @@ class Segmenter:
     CUDA, DirectML, CPU: the first that really starts), ``"cpu"``, ``"cuda"``... or explicit
     provider names; :attr:`provider` and :attr:`provider_note` say what runs and why.
     ``cache``: True for a private in-memory cache, a :class:`PredictionCache` to share one,
-    False for none. Thread-safe: ``predict`` may be called from several threads.
+    False for none. ``views``: dihedral views averaged per wafer (1, 2, 4 or 8; None: the
+    card's ``inference.views``). Thread-safe: ``predict`` may be called from several threads.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class Segmenter:
         warmup: bool = True,
         available_providers: Sequence[str] | None = None,
         session_factory: SessionFactory | None = None,
+        views: int | None = None,
     ) -> None:
         if model_path is None:
             path = default_model_path()
@@ -82,6 +90,13 @@ class Segmenter:
         self.card = load_model_card(path, verify=verify_sha)
         self.model_version = self.card.version
         self.model_sha256 = self.card.sha256
+        if views is None:
+            try:
+                views = check_views(self.card.default_views, "inference.views")
+            except ValueError as exc:
+                raise ModelError(f"{path}: its card's {exc}") from None
+        self.views = check_views(views)
+        self.model_key = model_key(self.model_sha256, self.views)
         self.taxonomy = taxonomy or default_taxonomy()
         self.policy = policy or VerdictPolicy.default(self.taxonomy)
         self.session, info = make_session(
@@ -114,11 +129,13 @@ class Segmenter:
             "provider_note": self.provider_note,
             "providers": list(self.session_info.providers),
             "threads": self.threads,
+            "views": self.views,
             "classes": list(self.card.classes),
         }
 
     def __repr__(self) -> str:
-        return f"Segmenter({self.model_version!r} on {short_name(self.provider)}, {self.threads} threads)"
+        views = f", {self.views} views" if self.views > 1 else ""
+        return f"Segmenter({self.model_version!r} on {short_name(self.provider)}, {self.threads} threads{views})"
 
     # -- model I/O ------------------------------------------------------------------------
     def _check_io(self) -> None:
@@ -152,15 +169,45 @@ class Segmenter:
             self.run(np.zeros((1, len(CHANNELS), s, s), dtype=np.float32))
 
     # -- prediction -----------------------------------------------------------------------
-    def _postprocess(
-        self, wafers: Sequence[WaferMap], logits: np.ndarray, emb: np.ndarray, place: Placement
-    ) -> list[Prediction]:
-        """Predictions of wafers that share one placement (same grid shape), vectorised."""
-        n, k = logits.shape[:2]
-        z = decode(logits.reshape(n * k, *logits.shape[2:]), place)  # per-die logits
-        if np.shares_memory(z, logits) or not z.flags.c_contiguous or z.dtype != np.float32:
-            z = np.array(z, dtype=np.float32, order="C")  # own copy: overwritten by the softmax
-        z = z.reshape(n, k, *place.shape)
+    def _die_logits(
+        self, wafers: Sequence[WaferMap], groups: dict[tuple[int, int], list[int]]
+    ) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray]:
+        """Per-die logits (n, K, rows, cols) of each group of equal-shape wafers, averaged
+        over the views, and the embeddings (N, E) averaged the same way.
+
+        Views that share a canvas (all four rotations of a square one) run as one batch:
+        measured 1.28x faster than one run per view for a single wafer on 2 CPU cores."""
+        k, n_wafers = len(self.taxonomy), len(wafers)
+        by_canvas: dict[tuple[int, ...], list[tuple[int, np.ndarray, list]]] = {}
+        for view in VIEW_SETS[self.views]:
+            x, places = encode_batch([to_view(w.dies, view) for w in wafers])
+            by_canvas.setdefault(x.shape[2:], []).append((view, x, places))
+        acc: dict[tuple[int, int], np.ndarray] = {}
+        emb_sum = np.zeros(0, np.float32)
+        for items in by_canvas.values():
+            stacked = items[0][1] if len(items) == 1 else np.concatenate([x for _, x, _ in items])
+            all_logits, all_emb = self.run(stacked)
+            for j, (view, _, places) in enumerate(items):
+                logits = all_logits[j * n_wafers : (j + 1) * n_wafers]
+                emb = all_emb[j * n_wafers : (j + 1) * n_wafers]
+                emb_sum = emb if emb_sum.size == 0 else emb_sum + emb
+                for shape, idx in groups.items():
+                    place = places[idx[0]]  # equal shapes on one canvas: one placement
+                    n = len(idx)
+                    z = decode(logits[np.asarray(idx)].reshape(n * k, *logits.shape[2:]), place)
+                    z = from_view(z.reshape(n, k, *place.shape), view)
+                    if shape in acc:
+                        acc[shape] += z
+                    else:  # own C-contiguous float32 copy: summed into, then overwritten by the softmax
+                        acc[shape] = np.array(z, dtype=np.float32, order="C")
+        if self.views > 1:
+            for total in acc.values():
+                np.multiply(total, 1.0 / self.views, out=total)
+            emb_sum = emb_sum * (1.0 / self.views)
+        return acc, emb_sum
+
+    def _postprocess(self, wafers: Sequence[WaferMap], z: np.ndarray, emb: np.ndarray) -> list[Prediction]:
+        """Predictions of wafers that share one grid shape from their per-die logits, vectorised."""
         fail = np.stack([w.dies == FAIL for w in wafers])
         out = postprocess_group(z, fail)
         names = self.taxonomy.names
@@ -185,29 +232,27 @@ class Segmenter:
                     provider=short_name(self.provider),
                     latency_ms=0.0,
                     wafer_hash=w.content_hash(),
+                    views=self.views,
                 )
             )
         return preds
 
     def predict_batch(self, wafers: Sequence[WaferMap]) -> list[Prediction]:
-        """Predict wafers that share one canvas in a single run (no cache)."""
+        """Predict wafers that share one canvas in one run per view (no cache)."""
         if not wafers:
             return []
         canvases = {canvas_for(w.shape) for w in wafers}
         if len(canvases) != 1:
             raise ValueError(f"predict_batch needs wafers of one canvas size, got {sorted(canvases)}")
         t0 = time.perf_counter()
-        x, places = encode_batch([w.dies for w in wafers])
-        logits, emb = self.run(x)
-        groups: dict[Placement, list[int]] = {}
-        for i, place in enumerate(places):
-            groups.setdefault(place, []).append(i)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, w in enumerate(wafers):
+            groups.setdefault(w.shape, []).append(i)
+        logits, emb = self._die_logits(wafers, groups)
         preds: list[Prediction | None] = [None] * len(wafers)
-        for place, idx in groups.items():
-            sel = np.asarray(idx)
-            for i, p in zip(
-                idx, self._postprocess([wafers[i] for i in idx], logits[sel], emb[sel], place), strict=True
-            ):
+        for shape, idx in groups.items():
+            group = [wafers[i] for i in idx]
+            for i, p in zip(idx, self._postprocess(group, logits[shape], emb[np.asarray(idx)]), strict=True):
                 preds[i] = p
         ms = (time.perf_counter() - t0) * 1000.0 / len(wafers)
         return [_with_latency(p, ms) for p in preds if p is not None]
@@ -216,7 +261,7 @@ class Segmenter:
         """One wafer (answered from the cache when this model already saw this die grid)."""
         grid = wafer.grid_hash()
         if self.cache is not None:
-            hit = self.cache.get(wafer, self.model_sha256, grid)
+            hit = self.cache.get(wafer, self.model_key, grid)
             if hit is not None:
                 return hit
         pred = self.predict_batch([wafer])[0]
@@ -251,7 +296,7 @@ class Segmenter:
         n_out = 0
 
         def cap(canvas: tuple[int, int]) -> int:
-            return max(1, min(batch_size, BATCH_PIXELS // (canvas[0] * canvas[1])))
+            return max(1, min(batch_size, BATCH_PIXELS // (canvas[0] * canvas[1] * self.views)))
 
         def flush(canvas: tuple[int, int]) -> None:
             items = buckets.pop(canvas)
@@ -280,7 +325,7 @@ class Segmenter:
                 repeats[grid].append((i, wafer))
                 bucket_of[i] = canvas_for(wafer.shape)
                 continue
-            hit = self.cache.get(wafer, self.model_sha256, grid) if self.cache is not None else None
+            hit = self.cache.get(wafer, self.model_key, grid) if self.cache is not None else None
             if hit is not None:
                 done[i] = hit
             else:
