@@ -42,6 +42,34 @@ def test_batchnorm_is_unfused_with_the_data_statistics(tiny_onnx: Path) -> None:
     assert float((got - want).abs().max()) < 1e-2 * float(want.abs().max())
 
 
+def test_convolutions_come_back_at_a_fresh_networks_scale(tiny_onnx: Path) -> None:
+    """Fused weights are W * gamma / sigma, far from the scale AdamW's steps were sized for;
+    the default recovery brings each convolution before a BatchNorm back to the freshly
+    initialised network's per-layer norm without changing what the network computes."""
+    from waferdesk.core.modelcard import card_path_for, load_card
+    from waferdesk.ml.model import build_from_card
+    from waferdesk.ml.recover import _conv_bn_pairs, _row_norms
+
+    fresh = _conv_bn_pairs(build_from_card(load_card(card_path_for(tiny_onnx))))
+    scaled = _conv_bn_pairs(recover(tiny_onnx, stats_wafers=8, seed=5))
+    fused = _conv_bn_pairs(recover(tiny_onnx, stats_wafers=8, seed=5, rescale=False))
+    for (cf, bn), (cs, _), (cu, _) in zip(fresh, scaled, fused, strict=True):
+        if bn is None:  # no BatchNorm after it: its scale matters, left as the file has it
+            assert torch.equal(cs.weight, cu.weight)
+            continue
+        target = _row_norms(cf.weight).mean()  # another random draw than recover's own: close, not equal
+        got = _row_norms(cs.weight)
+        torch.testing.assert_close(got, got[0].expand(got.shape[0]), rtol=1e-4, atol=1e-6)  # every channel
+        assert abs(float(got[0] / target) - 1) < 0.1, (float(got[0]), float(target))
+        spread = _row_norms(cu.weight)  # without rescaling each channel keeps its own fused scale
+        assert float(spread.max() / spread.min()) > 1.01
+    x = _sample_input(6, seed=9)
+    with torch.no_grad():
+        a = recover(tiny_onnx, stats_wafers=8, seed=5).eval()(x)[0]
+        b = recover(tiny_onnx, stats_wafers=8, seed=5, rescale=False).eval()(x)[0]
+    assert float((a - b).abs().max()) < 1e-3 * float(b.abs().max())
+
+
 def test_train_can_start_from_an_exported_model(tiny_onnx: Path, tmp_path: Path, tiny_train_args: list[str]) -> None:
     run = tmp_path / "ft"
     args = list(tiny_train_args)

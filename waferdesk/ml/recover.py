@@ -16,6 +16,17 @@ bias), and sets the BatchNorm that follows to ``running_mean = mu``,
 exactly ``W x + b`` again (the recovered network reproduces the ONNX file to float precision),
 and in train mode the batch statistics are close to ``mu, sigma``, so training resumes smoothly.
 
+Un-fusing leaves the convolutions at the fused scale ``W * gamma / sigma``: measured on the
+shipped model, their per-channel weight norms are a median 0.16x (down to 0.01x) of a freshly
+initialised network's. Behind a BatchNorm a convolution's scale does not change the function,
+but it sets the step size: AdamW moves every weight by about ``lr`` per step, so a weight ten
+times smaller turns ten times faster, and fine-tuning at any learning rate first knocks the
+model back (validation mIoU 0.695 -> 0.655 after 500 steps at a peak of only 1e-4). With
+``rescale`` (the default) every such convolution is brought back to the fresh network's
+per-layer norm, per output channel, and its BatchNorm's running statistics are scaled with it
+(``mean * c``, ``var`` such that ``var + eps`` is ``c^2`` times the old): the same function in
+eval mode, and in train mode up to ``eps``.
+
 Convolutions are matched by execution order: the exporter writes ONNX nodes in the order the
 traced forward ran them, which is the order forward hooks see the network's ``Conv2d``
 modules, and every pair's weight shape is checked. :func:`onnx_difference` compares a
@@ -112,9 +123,15 @@ def _sample_input(n: int, seed: int) -> torch.Tensor:
 
 
 def recover(
-    onnx_path: str | Path, card: ModelCard | None = None, stats_wafers: int = STATS_WAFERS, seed: int = 404
+    onnx_path: str | Path,
+    card: ModelCard | None = None,
+    stats_wafers: int = STATS_WAFERS,
+    seed: int = 404,
+    rescale: bool = True,
 ) -> WaferUnet:
-    """The network of an exported ONNX file, with BatchNorm un-fused (see the module doc)."""
+    """The network of an exported ONNX file, with BatchNorm un-fused and (``rescale``) each
+    convolution before a BatchNorm brought back to a freshly initialised network's scale
+    (see the module doc)."""
     onnx_path = Path(onnx_path)
     card = card or load_card(card_path_for(onnx_path))
     check_compatible(card, where=str(onnx_path))
@@ -127,6 +144,7 @@ def recover(
             f"{len(pairs)} in a {card.architecture.get('encoder')} U-Net"
         )
     fused_bias: dict[int, torch.Tensor] = {}  # conv -> the file's bias, for the BatchNorm after it
+    init_norm = {id(conv): _row_norms(conv.weight).mean() for conv, _ in pairs}  # fresh network's scale
     with torch.no_grad():
         for k, ((w, b), (conv, bn)) in enumerate(zip(convs, pairs, strict=True)):
             if tuple(w.shape) != tuple(conv.weight.shape):
@@ -169,7 +187,23 @@ def recover(
             bn.running_var.copy_((var - bn.eps).clamp_min(1e-8))
             bn.weight.copy_(torch.sqrt(bn.running_var + bn.eps))
             bn.bias.copy_(fused_bias[id(conv)] + mu)
+            if rescale:
+                _rescale(conv, bn, init_norm[id(conv)])
     return model.eval()
+
+
+def _row_norms(w: torch.Tensor) -> torch.Tensor:
+    return w.detach().flatten(1).norm(dim=1)
+
+
+def _rescale(conv: nn.Conv2d, bn: nn.BatchNorm2d, target: torch.Tensor) -> None:
+    """Scale ``conv``'s output channels to norm ``target`` and ``bn``'s statistics with them,
+    so that the eval-mode function is unchanged (module doc)."""
+    norms = _row_norms(conv.weight)
+    c = torch.where(norms > 1e-12, target / norms.clamp_min(1e-12), torch.ones_like(norms))
+    conv.weight.mul_(c.view(-1, 1, 1, 1))
+    bn.running_mean.mul_(c)
+    bn.running_var.copy_((c * c * (bn.running_var + bn.eps) - bn.eps).clamp_min(1e-8))
 
 
 def onnx_difference(model: WaferUnet, onnx_path: str | Path, x: torch.Tensor) -> tuple[float, float]:
