@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import WaferDeskError
+from .views_option import add_views_option
 
 REAL_ENV = "WAFERDESK_REAL_DATA"
 
@@ -43,13 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--out", type=Path, help="also write metrics.json and confusion matrices (JSON + PNG) here")
     p.add_argument("--batch-size", type=int, default=32, help="wafers per inference batch (default 32)")
-    p.add_argument(
-        "--views",
-        type=int,
-        choices=(1, 2, 4, 8),
-        help="test-time augmentation: average the model over this many rotated / mirrored views of each "
-        "wafer (default: what the model card says, as the app and the server run it)",
-    )
+    add_views_option(p, "default: what the model card says, as the app and the server run it")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N wafers of each set (0: all)")
     p.add_argument(
         "--record",

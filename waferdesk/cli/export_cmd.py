@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .views_option import add_views_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,14 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="weights",
         help="with --fp16: 'weights' (default, see above) or 'full' (float16 arithmetic, for GPUs)",
     )
-    p.add_argument(
-        "--views",
-        type=int,
-        choices=(1, 2, 4, 8),
-        default=1,
-        help="test-time augmentation every consumer runs by default: the card's inference.views "
-        "(dihedral views averaged per wafer; default 1)",
-    )
+    add_views_option(p, "written to the card (inference.views) as what every consumer runs by default", default=1)
     p.set_defaults(func=run)
 
 

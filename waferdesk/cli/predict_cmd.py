@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..core.errors import WaferDeskError
+from .views_option import add_views_option
 
 PARTIAL_FAILURE = 1
 
@@ -46,13 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="wafers per run (default 32)")
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default auto)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="intra-op threads (default: physical cores)")
-    p.add_argument(
-        "--views",
-        type=int,
-        choices=(1, 2, 4, 8),
-        help="test-time augmentation: average the model over N rotated / mirrored views of each wafer "
-        "(N times the network time; default: what the model card says)",
-    )
+    add_views_option(p, "N times the network time; default: what the model card says")
     p.add_argument("--no-cache", action="store_true", help="do not use or fill the on-disk prediction cache")
     p.set_defaults(func=run)
 
