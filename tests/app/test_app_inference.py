@@ -82,7 +82,7 @@ def test_a_model_whose_card_asks_for_views_runs_them_in_the_app(qtbot, app_home,
             lambda: win.engine.available is not None and not win.model_label.text().endswith("loading…"),
             timeout=60000,
         )
-        assert "4 rotated views" in win.model_label.toolTip()
+        assert "4 rotated views" in win.model_label.toolTip() and win.model_label.text().endswith("· 4 views")
         with qtbot.waitSignal(win.engine.job_finished, timeout=60000):
             win.open_paths([wafer_file])
         current = win.doc.current

@@ -29,7 +29,8 @@ class ModelCommands:
     def _model_ready(self, info: dict) -> None:
         provider = PROVIDER_NAMES.get(info["provider"], info["provider"])
         self.model_label.setObjectName("")
-        self.model_label.setText(f"Model {info['model_version']} · {provider}")
+        views = f" · {info['views']} views" if info.get("views", 1) > 1 else ""
+        self.model_label.setText(f"Model {info['model_version']} · {provider}{views}")
         tip = f"execution provider in use: {info['provider']}"
         if info.get("provider_note"):
             tip += f"\n{info['provider_note']}"
