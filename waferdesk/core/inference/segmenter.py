@@ -6,8 +6,9 @@ multiple of 32, see :func:`~waferdesk.core.encoding.canvas_for`) decides its bat
 sharing a canvas run together and every wafer is always encoded on its own canvas, so a
 prediction never depends on which other wafers happened to share its batch.
 
-With ``views`` > 1 (test-time augmentation, :mod:`.views`) each batch runs once per dihedral
-view of its grids and the per-die logits, rotated back, are averaged before the softmax; the
+With ``views`` > 1 (test-time augmentation, :mod:`.views`) each batch also runs on the dihedral
+views of its grids (views that share a canvas in one run) and the per-die logits, rotated
+back, are averaged before the softmax; the
 model card's ``inference.views`` is the default, so what a user runs is what the card measured.
 """
 
@@ -183,14 +184,13 @@ class Segmenter:
             x, places = encode_batch([to_view(w.dies, view) for w in wafers])
             by_canvas.setdefault(x.shape[2:], []).append((view, x, places))
         acc: dict[tuple[int, int], np.ndarray] = {}
-        emb_sum = np.zeros(0, np.float32)
+        embs: list[np.ndarray] = []
         for items in by_canvas.values():
             stacked = items[0][1] if len(items) == 1 else np.concatenate([x for _, x, _ in items])
             all_logits, all_emb = self.run(stacked)
             for j, (view, _, places) in enumerate(items):
                 logits = all_logits[j * n_wafers : (j + 1) * n_wafers]
-                emb = all_emb[j * n_wafers : (j + 1) * n_wafers]
-                emb_sum = emb if emb_sum.size == 0 else emb_sum + emb
+                embs.append(all_emb[j * n_wafers : (j + 1) * n_wafers])
                 for shape, idx in groups.items():
                     place = places[idx[0]]  # equal shapes on one canvas: one placement
                     n = len(idx)
@@ -200,11 +200,11 @@ class Segmenter:
                         acc[shape] += z
                     else:  # own C-contiguous float32 copy: summed into, then overwritten by the softmax
                         acc[shape] = np.array(z, dtype=np.float32, order="C")
-        if self.views > 1:
-            for total in acc.values():
-                np.multiply(total, 1.0 / self.views, out=total)
-            emb_sum = emb_sum * (1.0 / self.views)
-        return acc, emb_sum
+        if self.views == 1:
+            return acc, embs[0]
+        for total in acc.values():
+            np.multiply(total, 1.0 / self.views, out=total)
+        return acc, np.mean(embs, axis=0)
 
     def _postprocess(self, wafers: Sequence[WaferMap], z: np.ndarray, emb: np.ndarray) -> list[Prediction]:
         """Predictions of wafers that share one grid shape from their per-die logits, vectorised."""
@@ -238,7 +238,7 @@ class Segmenter:
         return preds
 
     def predict_batch(self, wafers: Sequence[WaferMap]) -> list[Prediction]:
-        """Predict wafers that share one canvas in one run per view (no cache)."""
+        """Predict wafers that share one canvas: one run per canvas their views need (no cache)."""
         if not wafers:
             return []
         canvases = {canvas_for(w.shape) for w in wafers}
