@@ -4,7 +4,10 @@ A cheap ensemble: each symmetry's per-die probabilities are mapped back to the o
 orientation (:func:`~waferdesk.core.active.dihedral_inverse`) and
 :func:`~waferdesk.core.active.tta_disagreement` measures how much they disagree on the
 failing dies (mutual information and vote disagreement). It costs 8 model runs per wafer,
-so a query asks for it explicitly (``tta: true``).
+so a query asks for it explicitly (``tta: true``). The symmetries are compared one view at a
+time (:meth:`~waferdesk.core.inference.Segmenter.with_views`), whatever number of views the
+served model's card averages: a 4-rotation average answers every rotation of a wafer
+identically, which would leave only the mirror to disagree with.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ CHUNK = 16  # wafers per pass: bounds memory at 8 x CHUNK probability grids
 
 
 def tta_scores(segmenter: Segmenter, wafers: Sequence[WaferMap]) -> list[dict[str, float]]:
+    segmenter = segmenter.with_views(1)
     out: list[dict[str, float]] = []
     for start in range(0, len(wafers), CHUNK):
         chunk = list(wafers[start : start + CHUNK])

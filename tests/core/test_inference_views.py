@@ -122,3 +122,19 @@ def test_a_card_asking_for_unsupported_views_is_refused_naming_the_model(tmp_pat
         Segmenter(path, providers="cpu", cache=False)
     card = json.loads(card_path_for(path).read_text())
     assert card["inference"] == {"views": 3}  # nothing rewritten
+
+
+def test_with_views_shares_the_session_and_answers_like_a_fresh_engine(tiny_model, wafers) -> None:
+    four = Segmenter(tiny_model, providers="cpu", cache=PredictionCache(), views=4)
+    one = four.with_views(1)
+    assert one.session is four.session and one.cache is four.cache  # no second model load
+    assert (one.views, four.views) == (1, 4) and one.model_key != four.model_key
+    assert four.with_views(4) is four
+    fresh = Segmenter(tiny_model, providers="cpu", cache=False, views=1)
+    p4 = four.predict(wafers[2])
+    p1 = one.predict(wafers[2])  # same wafer, shared cache: must not get the 4-view answer
+    assert not p1.cached and p1.views == 1
+    np.testing.assert_allclose(p1.probs, fresh.predict(wafers[2]).probs, atol=1e-6)
+    assert four.predict(wafers[2]).cached and not np.allclose(p1.probs, p4.probs)
+    with pytest.raises(ValueError, match="views must be one of"):
+        four.with_views(3)

@@ -9,13 +9,17 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from annotation_helpers import error, rle, seed_wafers
+from model_fixtures import make_tiny_model
 from server_helpers import bearer, create_user, login
 from sqlalchemy import update
 
 from server.db.base import utcnow
 from server.db.models import QueueItem, RegisteredModel, User
 from server.services import queue as queue_svc
+from server.services.tta import tta_scores
 from waferdesk.core.active import select as select_batch
+from waferdesk.core.inference import Segmenter
+from waferdesk.core.synth import SynthConfig, generate
 
 
 @pytest.fixture
@@ -107,6 +111,18 @@ def test_tta_disagreement_query(lab) -> None:
         assert it["score"] == it["scores"]["tta_mutual_info"] >= 0
     scores = [it["score"] for it in rnd["items"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_tta_disagreement_compares_single_views_whatever_the_card_averages(tmp_path) -> None:
+    """A served model averaging 4 rotations answers every rotation alike; the disagreement
+    must still compare the 8 symmetries one view at a time."""
+    four = Segmenter(make_tiny_model(tmp_path, name="tta4", inference={"views": 4}), providers="cpu", cache=False)
+    one = Segmenter(four.model_path, providers="cpu", cache=False, views=1)
+    maps = [r.wafer for r in generate(3, seed=41, cfg=SynthConfig(size_range=(14, 30)))]
+    got, expected = tta_scores(four, maps), tta_scores(one, maps)
+    assert four.views == 4 and four.runs == 1  # only its warm-up: the symmetries ran at one view
+    for g, e in zip(got, expected, strict=True):
+        assert g == pytest.approx(e, abs=1e-6) and g["tta_mutual_info"] > 0
 
 
 def test_claim_lease_skip_release_complete(lab) -> None:

@@ -14,6 +14,7 @@ model card's ``inference.views`` is the default, so what a user runs is what the
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -118,6 +119,23 @@ class Segmenter:
         self._lock = threading.Lock()
         if warmup:
             self.warmup()
+
+    def with_views(self, views: int) -> Segmenter:
+        """This engine averaging ``views`` views instead, sharing its ONNX session and cache.
+
+        For callers that need single-view answers from a model whose card asks for several:
+        the server's test-time-augmentation disagreement compares the 8 symmetries one by one,
+        which a 4-rotation average would make identical (it is exactly rotation-invariant).
+        Costs no second session (ONNX Runtime sessions are thread-safe); the cache is keyed by
+        :attr:`model_key`, so the two engines never read each other's answers."""
+        views = check_views(views)
+        if views == self.views:
+            return self
+        other = copy.copy(self)
+        other.views = views
+        other.model_key = model_key(self.model_sha256, views)
+        other._lock = threading.Lock()
+        return other
 
     def describe(self) -> dict[str, Any]:
         """What runs, for logs, health endpoints and "about" boxes (JSON-able)."""
