@@ -94,3 +94,59 @@ def test_a_model_whose_card_asks_for_views_runs_them_in_the_app(qtbot, app_home,
     finally:
         win.close()
         store.close()
+
+
+def test_model_fast_runs_one_view_and_is_remembered(qtbot, app_home, wafer_file, tmp_path: Path) -> None:
+    from model_fixtures import make_tiny_model
+
+    model_path = make_tiny_model(tmp_path, name="tta", inference={"views": 4})
+    four = Segmenter(model_path, providers="cpu", cache=False)
+    one = Segmenter(model_path, providers="cpu", cache=False, views=1)
+
+    def loaded(win) -> bool:
+        return win.engine.available is not None and not win.model_label.text().endswith("loading…")
+
+    win, store = make_window(qtbot, model_path)
+    try:
+        qtbot.waitUntil(lambda: loaded(win), timeout=60000)
+        fast = win.actions["one_view"]
+        assert fast.isEnabled() and not fast.isChecked()
+        with qtbot.waitSignal(win.engine.job_finished, timeout=60000):
+            win.open_paths([wafer_file])
+        current = win.doc.current
+        qtbot.waitUntil(lambda: current.prediction is not None, timeout=30000)
+        assert current.prediction.views == 4
+        fast.trigger()  # Model > Fast: the wafer on screen runs again, in one view
+        qtbot.waitUntil(lambda: current.prediction.views == 1, timeout=30000)
+        assert (current.prediction.labels == one.predict(current.wafer).mask.labels).all()
+        assert not win.model_label.text().endswith("views") and "Model > Fast" in win.model_label.toolTip()
+        assert win.engine.segmenter.session is win.engine._loaded.session  # no second model load
+    finally:
+        win.close()
+        store.close()
+
+    win, store = make_window(qtbot, model_path)  # the choice is remembered
+    try:
+        qtbot.waitUntil(lambda: loaded(win), timeout=60000)
+        assert win.actions["one_view"].isChecked() and win.engine.segmenter.views == 1
+        win.actions["one_view"].trigger()  # back to the card's 4 views
+        qtbot.waitUntil(lambda: win.model_label.text().endswith("· 4 views"), timeout=30000)
+        win.open_paths([wafer_file])
+        current = win.doc.current
+        qtbot.waitUntil(lambda: current.prediction is not None, timeout=30000)
+        assert current.prediction.views == 4
+        assert (current.prediction.labels == four.predict(current.wafer).mask.labels).all()
+    finally:
+        win.close()
+        store.close()
+
+
+def test_model_fast_is_disabled_for_a_one_view_model(qtbot, app_home, tiny_model) -> None:
+    win, store = make_window(qtbot, tiny_model)
+    try:
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=60000)
+        qtbot.waitUntil(lambda: not win.model_label.text().endswith("loading…"), timeout=30000)
+        assert not win.actions["one_view"].isEnabled()
+    finally:
+        win.close()
+        store.close()

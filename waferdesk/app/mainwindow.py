@@ -96,6 +96,10 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         auto = self.actions["auto_run"]
         auto.setChecked(self.settings.value("model/auto_run", True, type=bool))
         auto.toggled.connect(lambda on: self.settings.setValue("model/auto_run", on))
+        one_view = self.actions["one_view"]
+        one_view.setChecked(self.settings.value("model/one_view", False, type=bool))
+        one_view.setEnabled(False)  # until a model whose card asks for several views is loaded
+        one_view.toggled.connect(self.set_one_view)
         self._menus()
         self._toolbar()
         self._statusbar()
@@ -106,7 +110,7 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         self._panel_timer.timeout.connect(self.update_panels)
 
         self.segmenter_factory = segmenter_factory
-        self.engine = InferenceEngine(model_path, "auto", segmenter_factory, self)
+        self.engine = InferenceEngine(model_path, "auto", segmenter_factory, self, views=self.preferred_views())
         self._wire_engine()
         self._server_init(outbox_path, token_store)
         self.progress: QProgressDialog | None = None

@@ -36,13 +36,26 @@ class ModelCommands:
             tip += f"\n{info['provider_note']}"
         if info.get("views", 1) > 1:
             tip += f"\ntest-time augmentation: each wafer runs in {info['views']} rotated views, averaged"
+        if info.get("card_views", 1) > 1 and info.get("views", 1) == 1:
+            tip += f"\none view per wafer (Model > Fast); the model card asks for {info['card_views']}"
         self.model_label.setToolTip(tip)
+        self.actions["one_view"].setEnabled(info.get("card_views", 1) > 1)
         self.model_info = info
         e = self.doc.current
-        if e is not None and e.prediction is None:
-            self.engine.request(e.key, e.wafer)
+        stale = e is not None and e.prediction is not None and e.prediction.provider != "server"
+        if e is not None and (e.prediction is None or (stale and e.prediction.views != info.get("views", 1))):
+            self.engine.request(e.key, e.wafer)  # the wafer on screen follows a change of views
         if self.actions["auto_run"].isChecked():
             self.run_all(quiet=True)
+
+    def preferred_views(self) -> int | None:
+        """1 when the user asked for speed (Model > Fast), else None: the model card decides."""
+        return 1 if self.actions["one_view"].isChecked() else None
+
+    def set_one_view(self, on: bool) -> None:
+        """Model > Fast: the next wafers run in one view (or the card's number again)."""
+        self.settings.setValue("model/one_view", bool(on))
+        self.engine.set_views(self.preferred_views())
 
     def _model_unavailable(self, why: str) -> None:
         self.model_label.setObjectName("modelWarn")

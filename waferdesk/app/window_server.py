@@ -259,7 +259,7 @@ class ServerCommands:
         self._engine_pending = False
         old.stop()
         self.model_label.setText("Model: loading…")
-        self.engine = InferenceEngine(path, "auto", self.segmenter_factory, self)
+        self.engine = InferenceEngine(path, "auto", self.segmenter_factory, self, views=self.preferred_views())
         self._wire_engine()
         for e in self.ws.entries:
             if e.prediction is not None and e.prediction.provider != "server":

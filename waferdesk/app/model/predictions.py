@@ -26,6 +26,7 @@ class ModelResult:
     provider: str
     latency_ms: float
     details: DieDetails | None = None  # evictable, see ProbabilityCache
+    views: int = 1  # dihedral views the model averaged for it
 
     @classmethod
     def from_prediction(cls, pred: Any, wafer: WaferMap) -> ModelResult:
@@ -39,6 +40,7 @@ class ModelResult:
             provider=str(pred.provider),
             latency_ms=float(pred.latency_ms),
             details=DieDetails(probs, die_entropy(probs)),
+            views=int(getattr(pred, "views", 1) or 1),
         )
 
 
