@@ -66,3 +66,23 @@ def test_real_maps_load_with_labels(real_data_path) -> None:
     maps = load_wm811k(real_data_path, idx)
     assert {m.label for m in maps} == set(labels)
     assert all(canvas_for(m.shape)[0] % 32 == 0 and m.n_dies > 0 for m in maps)
+
+
+def test_worker_processes_give_the_same_batches_and_resume() -> None:
+    """Wafers made ahead in worker processes: identical batches, also after a resume."""
+    plain = SynthStream(7, batch_size=4)
+    expected = [next(plain) for _ in range(8)]
+    par = SynthStream(7, batch_size=4, workers=2, lookahead=4)
+    try:
+        got = [next(par) for _ in range(5)]
+        saved = StreamState.from_json(par.state.to_json())
+    finally:
+        par.close()
+    assert par._pool is None
+    resumed = SynthStream(7, batch_size=4, workers=1, state=saved)
+    try:
+        got += [next(resumed) for _ in range(3)]
+    finally:
+        resumed.close()
+    for (x1, y1), (x2, y2) in zip(expected, got, strict=True):
+        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)

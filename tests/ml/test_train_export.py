@@ -12,6 +12,7 @@ import torch
 
 from waferdesk.cli import main
 from waferdesk.core.encoding import CHANNELS, ENCODING_VERSION
+from waferdesk.core.errors import WaferDeskError
 from waferdesk.core.modelcard import INPUT_NAME, OUTPUT_EMBEDDING, OUTPUT_SCORES, card_path_for, load_model_card
 from waferdesk.core.synth import generate_record
 from waferdesk.core.taxonomy import default_taxonomy
@@ -156,3 +157,43 @@ def test_train_refuses_an_unusable_device_before_writing_anything(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not run.exists()  # no half-written run directory to trip a later --resume
+
+
+def test_a_time_budget_ends_the_run_and_its_schedule(
+    tmp_path: Path, tiny_train_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--minutes: the run stops by the clock with its steps unfinished, evaluated and saved,
+    its learning rate at the end of the cosine; made with wafers from worker processes."""
+    run = tmp_path / "budget"
+    args = list(tiny_train_args)
+    args[args.index("--steps") + 1] = "100000"
+    args[args.index("--eval-every") + 1] = "100000"
+    assert main(["train", "--run-dir", str(run), *args, "--minutes", "0.05", "--data-workers", "1"]) == 0
+    assert "(time budget used)" in capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert summary["out_of_time"] and 0 < summary["steps"] < 100000 and last["step"] == summary["steps"]
+    assert summary["train_time_s"] >= 3.0 and json.loads((run / "config.json").read_text())["minutes"] == 0.05
+    history = json.loads((run / "metrics.json").read_text())
+    assert history[-1]["step"] == summary["steps"]  # the last step was evaluated
+    assert history[-1]["lr"] <= 0.01 * last["config"]["lr"]  # the cosine ran out with the clock
+
+
+def test_time_budget_schedule_follows_the_clock() -> None:
+    from waferdesk.ml.config import TrainConfig
+    from waferdesk.ml.train import make_scheduler
+
+    now = {"s": 0.0}
+    cfg = TrainConfig(steps=1_000_000, lr=1.0, warmup=0.1, minutes=1.0)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_scheduler(opt, cfg, clock=lambda: now["s"])
+    lrs = {}
+    for t in (3.0, 6.0, 33.0, 60.0):  # seconds of a one-minute budget
+        now["s"] = t
+        opt.step()
+        sched.step()
+        lrs[t] = opt.param_groups[0]["lr"]
+    assert lrs[3.0] == pytest.approx(0.5) and lrs[6.0] == pytest.approx(1.0)  # warm-up over the first 10 %
+    assert lrs[33.0] == pytest.approx(0.5025, abs=1e-3) and lrs[60.0] == pytest.approx(0.005)
+    with pytest.raises(WaferDeskError, match="--minutes needs the cosine schedule"):
+        make_scheduler(opt, TrainConfig(schedule="onecycle", minutes=1.0))

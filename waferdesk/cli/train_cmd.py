@@ -36,6 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-count", type=int, default=d.val_count, help="validation wafers")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations ('epochs')")
     p.add_argument("--patience", type=int, default=d.patience, help="evaluations without progress before stopping")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="time budget: stop after this many minutes of training (evaluations included); the cosine "
+        "schedule follows the clock or the steps, whichever ends first (for a lent GPU's fixed minutes)",
+    )
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="steps between last.pt checkpoints")
+    p.add_argument(
+        "--data-workers",
+        type=int,
+        default=d.data_workers,
+        help="processes making synthetic wafers ahead (0: in the training process; a GPU needs several)",
+    )
     p.add_argument("--data", type=Path, help="train on this labelled .wdm file instead of the generator")
     p.add_argument("--real", type=Path, help="WM-811K npz: watch real-map accuracy / macro-F1 at every evaluation")
     p.add_argument("--real-per-label", type=int, default=d.real_per_label, help="real maps per WM-811K label")
@@ -66,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     args.steps = args.steps or TrainConfig().steps
     if args.steps < 1 or args.batch_size < 1:
         raise WaferDeskError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise WaferDeskError(f"--minutes must be positive, got {args.minutes}")
+    if args.ckpt_every < 1 or args.data_workers < 0:
+        raise WaferDeskError(
+            f"--ckpt-every must be positive and --data-workers 0 or more, got {args.ckpt_every} and {args.data_workers}"
+        )
     if args.threads < 0:
         raise WaferDeskError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
@@ -92,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         threads=args.threads,
+        minutes=args.minutes,
+        ckpt_every=args.ckpt_every,
+        data_workers=args.data_workers,
     )
     if cfg.seed == cfg.val_seed:
         raise WaferDeskError(
@@ -101,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     best = summary.get("best") or {}
     print(
         f"trained {summary['steps']} steps ({summary['wafers_seen']} wafers) in {summary['train_time_s'] / 60:.1f} min "
-        f"on {summary['device']}; best validation mIoU {summary['best_val_miou']} at step {best.get('step')}; "
+        f"on {summary['device']}{' (time budget used)' if summary.get('out_of_time') else ''}; "
+        f"best validation mIoU {summary['best_val_miou']} at step {best.get('step')}; "
         f"run: {summary['run']}"
     )
     return 0

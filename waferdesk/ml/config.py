@@ -37,6 +37,8 @@ class TrainConfig:
     data: str | None = None  # a labelled .wdm file to train on instead of the generator
     eval_every: int = 250  # steps per "epoch" (the stream is endless)
     ckpt_every: int = 50
+    minutes: float | None = None  # a time budget: the run ends (and the lr schedule follows) by the clock
+    data_workers: int = 0  # processes making synthetic wafers ahead (0: in the training process)
     patience: int = 6  # evaluations without a better validation mIoU before stopping early
     select_on: str = "val_miou"  # the checkpoint kept as best.pt
     device: str = "auto"

@@ -82,7 +82,28 @@ def _param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, clock: Callable[[], float] | None = None
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule: warm-up then cosine decay over ``cfg.steps`` (or one-cycle).
+
+    With a time budget (``cfg.minutes``) the cosine runs over whichever comes first, the steps
+    or the minutes: its position is the larger of the step fraction and the share of the
+    budget that ``clock()`` (training seconds so far) has used. A lent GPU gives a fixed number
+    of minutes, not of steps, and how many steps fit is only known once it runs."""
+    if cfg.minutes:
+        if cfg.schedule != "cosine":
+            raise WaferDeskError(f"--minutes needs the cosine schedule (a {cfg.schedule} schedule has a fixed length)")
+        budget, tick = cfg.minutes * 60.0, clock or (lambda: 0.0)
+
+        def by_clock(step: int) -> float:
+            p = min(1.0, max((step + 1) / max(1, cfg.steps), tick() / budget))
+            if p < cfg.warmup:
+                return max(p / cfg.warmup, 1.0 / max(1, cfg.steps))
+            t = (p - cfg.warmup) / max(1e-9, 1.0 - cfg.warmup)
+            return 0.005 + 0.995 * 0.5 * (1 + math.cos(math.pi * t))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, by_clock)
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
@@ -214,7 +235,7 @@ def train(
         ck = torch.load(str(last), map_location="cpu", weights_only=False)
         saved = TrainConfig(**{k: v for k, v in ck["config"].items() if k in asdict(cfg)})
         # a resumed run keeps its recipe (the schedule's length included); only where it runs may change
-        saved.device, saved.threads = cfg.device, cfg.threads
+        saved.device, saved.threads, saved.data_workers = cfg.device, cfg.threads, cfg.data_workers
         if new_steps and new_steps != saved.steps:
             if saved.schedule != "cosine":
                 raise WaferDeskError(
@@ -253,7 +274,8 @@ def train(
         del init
     loss_fn = SegLoss(cfg.class_weights, cfg.dice_weight).to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sched = make_scheduler(opt, cfg)
+    elapsed, t_start = 0.0, time.perf_counter()  # training seconds: restored on resume, t_start reset below
+    sched = make_scheduler(opt, cfg, clock=lambda: elapsed + time.perf_counter() - t_start)
     adt = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=adt == torch.float16)
 
@@ -262,7 +284,7 @@ def train(
             read_labelled(cfg.data), cfg.seed, cfg.batch_size, cfg.min_batch
         )
     else:
-        stream = SynthStream(cfg.seed, scfg, cfg.batch_size, cfg.min_batch)
+        stream = SynthStream(cfg.seed, scfg, cfg.batch_size, cfg.min_batch, workers=cfg.data_workers)
     val = synthetic_set(cfg.val_seed, cfg.val_count, scfg)
     real: list[WaferMap] = []
     if cfg.real_path and Path(cfg.real_path).is_file():
@@ -352,43 +374,57 @@ def train(
     model.train()
     t_start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not show_progress, dynamic_ncols=True)
-    stopped_early = False
+    stopped_early = out_of_time = False
     window: list[float] = []
+    budget_s = cfg.minutes * 60.0 if cfg.minutes else math.inf
     if fine_tuning:  # the starting model's numbers are the bar to beat
         evaluate_now()
-    while step < cfg.steps:
-        x, y = next(stream)
-        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        with torch.autocast(device.type, dtype=adt or torch.float32, enabled=adt is not None):
-            logits, _ = model(xt)
-        loss, parts = loss_fn(logits, yt)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        step += 1
-        window.append(float(loss.detach()))
-        if step % LOG_EVERY == 0 or step == cfg.steps:
-            train_log.append(
-                {"step": step, "loss": float(np.mean(window)), **parts, "lr": opt.param_groups[0]["lr"],
-                 "canvas": list(x.shape[2:]), "t": round(elapsed + time.perf_counter() - t_start, 1)}
-            )  # fmt: skip
-            window = []
-        bar.set_postfix(loss=f"{train_log[-1]['loss']:.4f}" if train_log else "-", canvas=f"{x.shape[2]}x{x.shape[3]}")
-        bar.update(1)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            evaluate_now()
-            _save(state(), run / "last.pt")
-            if bad_evals >= cfg.patience:
-                log(f"early stop at step {step}: no better validation mIoU for {bad_evals} evaluations")
-                stopped_early = True
-                break
-        elif step % cfg.ckpt_every == 0:
-            _save(state(), run / "last.pt")
-    bar.close()
+    try:
+        while step < cfg.steps:
+            x, y = next(stream)
+            xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+            with torch.autocast(device.type, dtype=adt or torch.float32, enabled=adt is not None):
+                logits, _ = model(xt)
+            loss, parts = loss_fn(logits, yt)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            window.append(float(loss.detach()))
+            # the budget counts training time only: evaluations are paid from it too, so the
+            # last one (and the export after it) still fits in a lent machine's minutes
+            out_of_time = elapsed + time.perf_counter() - t_start >= budget_s
+            last = step == cfg.steps or out_of_time
+            if step % LOG_EVERY == 0 or last:
+                train_log.append(
+                    {"step": step, "loss": float(np.mean(window)), **parts, "lr": opt.param_groups[0]["lr"],
+                     "canvas": list(x.shape[2:]), "t": round(elapsed + time.perf_counter() - t_start, 1)}
+                )  # fmt: skip
+                window = []
+            bar.set_postfix(
+                loss=f"{train_log[-1]['loss']:.4f}" if train_log else "-", canvas=f"{x.shape[2]}x{x.shape[3]}"
+            )
+            bar.update(1)
+            if step % cfg.eval_every == 0 or last:
+                evaluate_now()
+                _save(state(), run / "last.pt")
+                if out_of_time:
+                    log(f"time budget of {cfg.minutes:g} min used at step {step}")
+                    break
+                if bad_evals >= cfg.patience:
+                    log(f"early stop at step {step}: no better validation mIoU for {bad_evals} evaluations")
+                    stopped_early = True
+                    break
+            elif step % cfg.ckpt_every == 0:
+                _save(state(), run / "last.pt")
+    finally:
+        bar.close()
+        if isinstance(stream, SynthStream):
+            stream.close()
     total_s = elapsed + time.perf_counter() - t_start
     summary = {
         "run": str(run),
@@ -396,6 +432,7 @@ def train(
         "wafers_seen": stream.state.next_index,
         "train_time_s": round(total_s, 1),
         "stopped_early": stopped_early,
+        "out_of_time": out_of_time,
         "best_val_miou": best,
         "best": next((h for h in history if h["val"]["miou"] == best), None),
         "last": history[-1] if history else None,
