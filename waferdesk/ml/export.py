@@ -200,6 +200,16 @@ def resolve_checkpoint(src: str | Path) -> Path:
     return p
 
 
+def _packed_lineage(packed: dict[str, Any]) -> dict[str, Any]:
+    """What :mod:`waferdesk.ml.transfer` did to the weights before this export (not the tensor list)."""
+    return {
+        "weights": "rounded to float16 to travel back from a GPU machine, then float32 again",
+        "fp16_tensors": len(packed.get("fp16", ())),
+        "from": packed.get("from"),
+        "torch": packed.get("torch"),
+    }
+
+
 def make_card(
     model: WaferUnet, ckpt: dict[str, Any], ckpt_path: Path, onnx_info: dict[str, Any], onnx_path: Path
 ) -> ModelCard:
@@ -236,6 +246,7 @@ def make_card(
         ),
         "git_commit": extra.get("git_commit"),
         **({"init": extra["init"]} if extra.get("init") else {}),  # fine-tuned: the model it started from
+        **({"packed": _packed_lineage(ckpt["packed"])} if ckpt.get("packed") else {}),  # came back as fp16
         "selection": "checkpoint with the best synthetic validation mIoU (real WM-811K maps watched, never used)",
         "recipe": {
             k: cfg.get(k)
