@@ -14,7 +14,7 @@ from model_fixtures import make_tiny_model
 
 from waferdesk.core.errors import ModelError
 from waferdesk.core.inference import PredictionCache, Segmenter, softmax
-from waferdesk.core.inference.views import VIEW_SETS, check_views, from_view, to_view
+from waferdesk.core.inference.views import VIEW_SETS, check_views, dihedral, dihedral_inverse
 from waferdesk.core.modelcard import card_path_for
 from waferdesk.core.synth import SynthConfig, generate
 from waferdesk.core.taxonomy import IGNORE
@@ -35,9 +35,9 @@ def test_views_are_the_eight_dihedral_transforms_and_invert_exactly() -> None:
     a = np.arange(2 * 3 * 5).reshape(2, 3, 5)
     seen = set()
     for k in VIEW_SETS[8]:
-        v = to_view(a, k)
+        v = dihedral(a, k)
         seen.add(v.tobytes() + bytes(v.shape))
-        assert np.array_equal(from_view(v, k), a)
+        assert np.array_equal(dihedral_inverse(v, k), a)
     assert len(seen) == 8
     for n, ks in VIEW_SETS.items():
         assert len(ks) == n and ks[0] == 0  # every set starts with the wafer as it is
@@ -57,7 +57,7 @@ def test_prediction_is_the_average_of_single_view_predictions(tiny_model, wafers
         got = many.predict(w)
         # log-probabilities are logits up to a per-die constant, which the softmax ignores
         logs = [
-            from_view(np.log(one.predict(WaferMap(np.ascontiguousarray(to_view(w.dies, k)))).probs), k)
+            dihedral_inverse(np.log(one.predict(WaferMap(np.ascontiguousarray(dihedral(w.dies, k)))).probs), k)
             for k in VIEW_SETS[views]
         ]
         expected = softmax(np.mean(logs, axis=0), axis=0)

@@ -135,6 +135,14 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
     assert "--threads must be 0 (torch's default) or a positive count, got -5" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
     assert not card_path_for(tmp_path / "m.onnx").exists()
+    for bad, message in (
+        (["--minutes", "0"], "--minutes must be positive, got 0.0"),
+        (["--minutes", "5", "--schedule", "onecycle"], "--minutes needs the cosine schedule"),
+        (["--data-workers", "-1"], "--data-workers 0 or more, got 50 and -1"),
+    ):
+        assert main(["train", "--run-dir", str(tmp_path / "m"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # refused before anything was written
 
 
 @pytest.mark.parametrize(

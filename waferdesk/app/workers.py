@@ -136,15 +136,15 @@ class InferenceEngine(QThread):
                     self._cond.wait()
                 if self._stop:
                     return
-                if self._views != self._views_applied:
-                    views = self._views
-                    batch, job = [], -1
+                views, change = self._views, self._views != self._views_applied
+                if change:
+                    batch, job = [], 0
                 elif self._priority:
                     batch, job = [self._priority.popleft()], 0
                 else:
                     n = min(CHUNK, len(self._bulk))
                     batch, job = [self._bulk.popleft() for _ in range(n)], self._job
-            if job < 0:
+            if change:  # outside the lock, like a prediction: the GUI thread never waits for it
                 self._apply_views(views)
             else:
                 self._predict(batch, job)

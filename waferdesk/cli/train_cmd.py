@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
     if args.minutes is not None and not args.minutes > 0:
         raise WaferDeskError(f"--minutes must be positive, got {args.minutes}")
+    if args.minutes is not None and args.schedule != "cosine":  # refused before the run directory is written
+        raise WaferDeskError(f"--minutes needs the cosine schedule (a {args.schedule} schedule has a fixed length)")
     if args.ckpt_every < 1 or args.data_workers < 0:
         raise WaferDeskError(
             f"--ckpt-every must be positive and --data-workers 0 or more, got {args.ckpt_every} and {args.data_workers}"

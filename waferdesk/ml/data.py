@@ -145,9 +145,7 @@ class SynthStream:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-        while self._pending and self._pending[0][0] < index:  # the state moved (resume): stale
-            self._pending.popleft()[1].cancel()
-        if self._pending and self._pending[0][0] != index:
+        if self._pending and self._pending[0][0] != index:  # the state was replaced (a resume): start again
             for _, fut in self._pending:
                 fut.cancel()
             self._pending.clear()

@@ -34,7 +34,7 @@ from ..wafer import FAIL, LabelMask, WaferMap
 from .cache import PredictionCache
 from .prediction import Prediction, model_key, postprocess_group
 from .providers import SessionFactory, make_session, short_name
-from .views import VIEW_SETS, check_views, from_view, to_view
+from .views import VIEW_SETS, check_views, dihedral, dihedral_inverse
 
 ProgressFn = Callable[[int, int | None], None]
 """``on_progress(done, total)``: wafers returned so far, and the total when the input has a length."""
@@ -199,7 +199,7 @@ class Segmenter:
         k, n_wafers = len(self.taxonomy), len(wafers)
         by_canvas: dict[tuple[int, ...], list[tuple[int, np.ndarray, list]]] = {}
         for view in VIEW_SETS[self.views]:
-            x, places = encode_batch([to_view(w.dies, view) for w in wafers])
+            x, places = encode_batch([dihedral(w.dies, view) for w in wafers])
             by_canvas.setdefault(x.shape[2:], []).append((view, x, places))
         acc: dict[tuple[int, int], np.ndarray] = {}
         embs: list[np.ndarray] = []
@@ -213,7 +213,7 @@ class Segmenter:
                     place = places[idx[0]]  # equal shapes on one canvas: one placement
                     n = len(idx)
                     z = decode(logits[np.asarray(idx)].reshape(n * k, *logits.shape[2:]), place)
-                    z = from_view(z.reshape(n, k, *place.shape), view)
+                    z = dihedral_inverse(z.reshape(n, k, *place.shape), view)
                     if shape in acc:
                         acc[shape] += z
                     else:  # own C-contiguous float32 copy: summed into, then overwritten by the softmax

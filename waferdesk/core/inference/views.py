@@ -10,21 +10,25 @@ mIoU on the 2,000-wafer synthetic test set from 0.6605 to 0.6694 and real macro-
 4 (docs/ml.md, "Test-time augmentation").
 
 Views act on the die grid, before the shared encoding, so each view is a wafer the model
-could have been trained on (its coordinate channels are recomputed for the view).
+could have been trained on (its coordinate channels are recomputed for the view). The
+transforms are the ones active learning's disagreement score uses,
+:func:`~waferdesk.core.active.scores.dihedral` and its inverse.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..active.scores import dihedral, dihedral_inverse
+
 VIEW_SETS: dict[int, tuple[int, ...]] = {
     1: (0,),  # the wafer as it is
-    2: (0, 4),  # and its mirror image
+    2: (0, 5),  # and its left-right mirror image
     4: (0, 1, 2, 3),  # the four rotations
-    8: (0, 1, 2, 3, 4, 5, 6, 7),  # rotations, each with and without the mirror
+    8: (0, 1, 2, 3, 4, 5, 6, 7),  # rotations, each with and without a reflection
 }
-"""Number of views -> the dihedral transforms used (0-3: rotation by k*90 degrees; 4-7: the
-same after a left-right mirror)."""
+"""Number of views -> the :func:`dihedral` transforms used (0-3: rotation by k*90 degrees;
+4-7: the same, then transposed; 5 is the left-right mirror)."""
 
 
 def check_views(views: object, where: str = "views") -> int:
@@ -34,13 +38,4 @@ def check_views(views: object, where: str = "views") -> int:
     return int(views)
 
 
-def to_view(a: np.ndarray, k: int) -> np.ndarray:
-    """Transform ``k`` of the last two axes of ``a`` (a view of ``a``, no copy)."""
-    out = a[..., ::-1] if k >= 4 else a
-    return np.rot90(out, k % 4, axes=(-2, -1))
-
-
-def from_view(a: np.ndarray, k: int) -> np.ndarray:
-    """The inverse of :func:`to_view`: maps an answer computed on view ``k`` back onto the wafer."""
-    out = np.rot90(a, -(k % 4), axes=(-2, -1))
-    return out[..., ::-1] if k >= 4 else out
+__all__ = ["VIEW_SETS", "check_views", "dihedral", "dihedral_inverse"]
