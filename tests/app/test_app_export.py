@@ -65,3 +65,23 @@ def test_png_csv_coco_and_labels_file(window, wafer_file, tmp_path) -> None:
     assert window.save_labels() == saved
     # never over an opened source file
     assert window.save_labels(wafer_file) is None
+
+
+def test_an_export_that_cannot_be_written_says_so_naming_the_file(window, wafer_file, tmp_path, monkeypatch) -> None:
+    import waferdesk.app.window_files as window_files
+
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(window_files.QMessageBox, "warning", lambda _parent, title, text: shown.append((title, text)))
+    window.open_paths([wafer_file])
+    label_known(window)
+    blocker = tmp_path / "a-file"  # a path under a plain file cannot be written
+    blocker.write_text("x")
+    for export, name in (
+        (window.export_csv, "results.csv"),
+        (window.export_coco, "labels.json"),
+        (window.export_png, "view.png"),
+    ):
+        shown.clear()
+        assert export(blocker / name) is None  # no exception escapes into Qt
+        assert len(shown) == 1 and shown[0][0] == "Export failed"
+        assert str(blocker / name) in shown[0][1]

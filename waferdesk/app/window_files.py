@@ -129,7 +129,10 @@ class FileCommands:
         path = path or self._ask_path("Export view as PNG", ".png", "PNG images (*.png)")
         if path is None:
             return None
-        out = exporting.write_picture_png(path, self.view.rgba, VIEW_BACKGROUND)
+        try:
+            out = exporting.write_picture_png(path, self.view.rgba, VIEW_BACKGROUND)
+        except (WaferDeskError, OSError) as exc:
+            return self._export_failed(exc)
         self.statusBar().showMessage(f"wrote {out}", 6000)
         return out
 
@@ -137,7 +140,10 @@ class FileCommands:
         path = path or self._ask_path("Export results as CSV", "-results.csv", "CSV (*.csv)")
         if path is None:
             return None
-        out = exporting.write_results_csv(path, self.ws.entries)
+        try:
+            out = exporting.write_results_csv(path, self.ws.entries)
+        except (WaferDeskError, OSError) as exc:
+            return self._export_failed(exc)
         self.statusBar().showMessage(f"wrote results of {len(self.ws)} wafers to {out}", 6000)
         return out
 
@@ -145,6 +151,14 @@ class FileCommands:
         path = path or self._ask_path("Export labels as COCO", "-coco.json", "COCO JSON (*.json)")
         if path is None:
             return None
-        out, n = exporting.write_labels_coco(path, self.ws.entries)
+        try:
+            out, n = exporting.write_labels_coco(path, self.ws.entries)
+        except (WaferDeskError, OSError) as exc:
+            return self._export_failed(exc)
         self.statusBar().showMessage(f"wrote COCO labels of {n} wafers to {out}", 6000)
         return out
+
+    def _export_failed(self, exc: Exception) -> None:
+        """A file that cannot be written (a folder chosen, no permission, disk full): say so."""
+        log.warning("export failed: %s", exc)
+        QMessageBox.warning(self, "Export failed", str(exc))
