@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QApplication,
@@ -22,6 +23,7 @@ from ..client.api import ServerClient, ServerError
 from . import theme
 
 LoginFn = Callable[[str, str, str], ServerClient]
+NOT_WAFERDESK = "No WaferDesk server answers at this URL"
 
 
 def default_login(url: str, username: str, password: str) -> ServerClient:
@@ -76,6 +78,12 @@ class SignInDialog(QDialog):
         except ServerError as exc:
             self.error.setText(_explain(exc))
             return False
+        except httpx.InvalidURL as exc:  # a typo such as a letter in the port
+            self.error.setText(f"Server URL {url!r} is not a valid URL ({exc})")
+            return False
+        except (ValueError, KeyError, TypeError):  # a 2xx answer that is not a WaferDesk sign-in
+            self.error.setText(NOT_WAFERDESK)
+            return False
         finally:
             QApplication.restoreOverrideCursor()
         self.accept()
@@ -90,7 +98,9 @@ def _explain(exc: ServerError) -> str:
     if exc.status == 429:
         return f"Too many failed sign-ins: {exc.message}"
     if exc.status == 404:
-        return "No WaferDesk server answers at this URL"
+        return NOT_WAFERDESK
+    if exc.code == "http_error":  # an answer without WaferDesk's JSON error: another web server
+        return f"{NOT_WAFERDESK} (it answered HTTP {exc.status})"
     return str(exc)
 
 
