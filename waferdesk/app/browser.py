@@ -12,6 +12,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor
@@ -33,6 +34,7 @@ from .model.workspace import Status, WaferEntry, Workspace
 COLUMNS = ("Lot", "Wafer", "Yield", "Verdict", "Uncert.", "Status")
 COL_YIELD, COL_VERDICT, COL_UNCERTAINTY, COL_STATUS = 2, 3, 4, 5
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+REFILTER_MS = 300  # rows re-checked against the filter at most this often while results arrive
 STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Predicted", "Not predicted")
 STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
 # outbox state of a submitted queue wafer
@@ -175,20 +177,32 @@ class WaferFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self.text = ""
         self.status = STATUS_FILTERS[0]
+        self.keep: str | None = None  # key of a wafer shown whatever the filter (the one on screen)
         self.setDynamicSortFilter(False)
+
+    def active(self) -> bool:
+        return bool(self.text) or self.status != STATUS_FILTERS[0]
 
     def set_text(self, text: str) -> None:
         self.beginFilterChange()
-        self.text = text.strip().lower()
+        self.text, self.keep = text.strip().lower(), None
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_status(self, status: str) -> None:
         self.beginFilterChange()
-        self.status = status
+        self.status, self.keep = status, None
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def refilter(self, keep: str | None) -> None:
+        """Check the rows again (verdicts and statuses change), keeping the wafer ``keep``."""
+        self.beginFilterChange()
+        self.keep = keep
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, row: int, parent) -> bool:
         e = self.sourceModel().entry(row)
+        if self.keep is not None and e.key == self.keep:
+            return True
         if self.status != STATUS_FILTERS[0] and not _status_matches(e, self.status):
             return False
         if not self.text:
@@ -250,6 +264,10 @@ class WaferBrowser(QWidget):
         for col, width in enumerate((106, 48, 54, 82, 58)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+        # a verdict or status that changes after the filter was set (a model run in progress)
+        # moves its wafer in or out of the filtered list, a moment later, in one pass
+        self._refilter_timer = QTimer(self, singleShot=True, interval=REFILTER_MS)
+        self._refilter_timer.timeout.connect(self._refilter)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -308,6 +326,13 @@ class WaferBrowser(QWidget):
 
     def refresh_entry(self, entry: WaferEntry) -> None:
         self.model.entry_changed(entry)
+        if self.proxy.active() and not self._refilter_timer.isActive():
+            self._refilter_timer.start()
+
+    def _refilter(self) -> None:
+        if self.proxy.active():
+            current = self.current_entry()  # the wafer on screen stays listed while it is
+            self.proxy.refilter(current.key if current is not None else None)
 
 
 __all__ = ["WaferBrowser", "WaferTableModel"]

@@ -1,0 +1,43 @@
+"""The wafer browser's filters while the model's results arrive."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from waferdesk.app.model.predictions import from_mask
+from waferdesk.core.taxonomy import IGNORE, default_taxonomy
+from waferdesk.core.wafer import FAIL
+
+TAX = default_taxonomy()
+
+
+def predict(window, entry, cls: str) -> None:
+    """A model result for ``entry`` (every failing die ``cls``), through the engine's slot."""
+    labels = np.where(entry.wafer.dies == FAIL, TAX.index(cls), IGNORE).astype(np.uint8)
+    window._model_result(entry.key, from_mask(labels, entry.wafer, "test-1", "CPUExecutionProvider"), 1)
+
+
+def test_a_filter_set_before_the_results_arrive_shows_them_when_they_do(qtbot, window, wafer_file) -> None:
+    window.open_paths([wafer_file])
+    browser = window.browser
+    entries = window.ws.entries
+    browser.search.setText("lithography")  # typed while the model runs: nothing has a verdict yet
+    assert browser.proxy.rowCount() == 0
+    for e, cls in zip(entries, ("lithography", "edge", "lithography", "ring"), strict=True):
+        predict(window, e, cls)
+    qtbot.waitUntil(lambda: browser.proxy.rowCount() == 2, timeout=3000)
+    assert browser.visible_entries() == [entries[0], entries[2]]
+
+    browser.search.setText("")
+    browser.status.setCurrentText("Not predicted")
+    assert browser.proxy.rowCount() == 0
+    browser.status.setCurrentText("All wafers")
+    browser.select(entries[1])
+    browser.status.setCurrentText("Predicted")
+    assert browser.current_entry() is entries[1]
+    # the wafer on screen stays listed (and on screen) when its own row stops matching
+    entries[1].prediction = None
+    browser.refresh_entry(entries[1])
+    qtbot.wait(500)
+    assert browser.proxy.rowCount() == 4 and browser.current_entry() is entries[1]
+    assert window.doc.current is entries[1]
