@@ -208,6 +208,36 @@ def test_wafer_navigation_keeps_separate_undo_histories(qtbot, window, wafer_fil
     assert window.doc.current is window.browser.visible_entries()[yields.index(first.wafer.yield_) + 1]
 
 
+def test_next_wafer_in_the_middle_of_a_stroke_leaves_the_next_wafer_alone(qtbot, window, tmp_path) -> None:
+    from PySide6.QtCore import QEvent
+    from qtdrive import _send
+
+    from waferdesk.core.formats import write_wdm
+    from waferdesk.core.records import WaferRecord
+    from waferdesk.core.wafer import WaferMap
+
+    dies = known_dies()  # two wafers of one size; the second comes with every fail labelled edge
+    edge = np.where(dies == FAIL, TAX.index("edge"), IGNORE).astype(np.uint8)
+    recs = [
+        WaferRecord(WaferMap(dies=dies, lot="KNOWN", wafer_id="01")),
+        WaferRecord(WaferMap(dies=dies, lot="KNOWN", wafer_id="02"), LabelMask(edge)),
+    ]
+    first = open_known(window, write_wdm(tmp_path / "pair.wdm", recs))
+    key(qtbot, window, "3")  # ring brush
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    _send(window.view, QEvent.Type.MouseButtonPress, *die_centre(5, 4), left, left)
+    _send(window.view, QEvent.Type.MouseMove, *die_centre(5, 9), none, left)
+    assert labelled(window) == {(5, c): "ring" for c in range(5, 9)}  # painted live
+    key(qtbot, window, "PageDown")  # the button still held
+    second = window.doc.current
+    assert second is not first
+    _send(window.view, QEvent.Type.MouseButtonRelease, *die_centre(5, 9), left, none)
+    # the unfinished stroke is dropped from the wafer it was painted on, and only there
+    assert np.array_equal(second.labels, edge)
+    assert (first.labels == IGNORE).all()
+    assert window.doc.stack(first).count() == 0 and window.doc.stack(second).count() == 0
+
+
 def test_shortcut_sheet_lists_class_tool_and_navigation_keys(window) -> None:
     from waferdesk.app.actions import shortcut_rows
 

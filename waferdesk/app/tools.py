@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.annotation import BRUSH_SHAPES, Change, fail_cluster, make_change, polygon_cells, stroke_cells
 from ..core.taxonomy import IGNORE, default_taxonomy
 from .document import LabelDocument
+from .model.workspace import WaferEntry
 
 MAX_BRUSH = 41
 CLOSE_DISTANCE_DIES = 0.75
@@ -67,6 +68,7 @@ class BrushTool(Tool):
     def __init__(self, doc: LabelDocument, settings: ToolSettings) -> None:
         super().__init__(doc, settings)
         self._last: tuple[float, float] | None = None
+        self._entry: WaferEntry | None = None  # the wafer the stroke paints, even if another is shown
         # dies touched by the stroke so far and their values before it: a step costs what it
         # paints, however long the stroke already is
         self._touched = np.zeros(0, dtype=bool)
@@ -79,7 +81,8 @@ class BrushTool(Tool):
     def press(self, pos: tuple[float, float]) -> None:
         if not self._can_edit():
             return
-        n = self.doc.current.labels.size
+        self._entry = self.doc.current
+        n = self._entry.labels.size
         self._touched = np.zeros(n, dtype=bool)
         self._before = np.zeros(n, dtype=np.uint8)
         self._last = pos
@@ -87,7 +90,7 @@ class BrushTool(Tool):
 
     def _stroke(self) -> Change | None:
         """The whole stroke as one change: touched dies whose value differs from before it."""
-        entry = self.doc.current
+        entry = self._entry
         if entry is None or not self._touched.any():
             return None
         index = np.flatnonzero(self._touched)
@@ -109,11 +112,11 @@ class BrushTool(Tool):
             return
         self._dab(self._last, pos)
         self._last = None
-        stroke = self._stroke()
-        self._touched = np.zeros(0, dtype=bool)
-        if stroke is not None and self.doc.current is not None:
+        stroke, entry = self._stroke(), self._entry
+        self._touched, self._entry = np.zeros(0, dtype=bool), None
+        if stroke is not None and entry is not None:
             what = "Erase" if self.erase else f"Brush {default_taxonomy().names[self.value]}"
-            self.doc.push(self.doc.current, stroke, f"{what} ({len(stroke)} dies)", applied=True)
+            self.doc.push(entry, stroke, f"{what} ({len(stroke)} dies)", applied=True)
 
     def click(self, pos: tuple[float, float], double: bool = False) -> None:
         self.press(pos)
@@ -123,16 +126,16 @@ class BrushTool(Tool):
         """Esc during a stroke: put the dies back as they were."""
         if self._last is None:
             return False
-        stroke = self._stroke()
-        if stroke is not None and self.doc.current is not None:
-            stroke.revert(self.doc.current.labels)
-            self.doc.notify(self.doc.current, stroke)
-        self._last = None
+        stroke, entry = self._stroke(), self._entry
+        if stroke is not None and entry is not None:
+            stroke.revert(entry.labels)
+            self.doc.notify(entry, stroke)
+        self._last, self._entry = None, None
         self._touched = np.zeros(0, dtype=bool)
         return True
 
     def _dab(self, start: tuple[float, float], end: tuple[float, float]) -> None:
-        entry = self.doc.current
+        entry = self._entry
         if entry is None:
             return
         cells = stroke_cells(entry.wafer.shape, start, end, self.settings.brush_size, self.settings.brush_shape)
