@@ -238,6 +238,29 @@ def test_next_wafer_in_the_middle_of_a_stroke_leaves_the_next_wafer_alone(qtbot,
     assert window.doc.stack(first).count() == 0 and window.doc.stack(second).count() == 0
 
 
+def test_painting_over_the_model_mask_shows_the_labels_it_paints(qtbot, window, wafer_file) -> None:
+    from waferdesk.app.model.predictions import from_mask
+
+    entry = open_known(window, wafer_file)
+    predicted = np.where(entry.wafer.dies == FAIL, TAX.index("edge"), IGNORE).astype(np.uint8)
+    entry.prediction = from_mask(predicted, entry.wafer, "test-1", "CPUExecutionProvider")
+    window.update_panels()
+    key(qtbot, window, "3")  # ring brush
+    key(qtbot, window, "M")  # compare with the model, the brush still in hand
+    assert window.view.mode == "prediction"
+    model_colour = tuple(window.view.rgba[15, 3, :3])
+    click(window.view, *die_centre(15, 3))
+    # the edit is made where it can be seen: the map switched to the labels
+    assert labelled(window) == {(15, 3): "ring"}
+    assert window.view.mode == "labels" and window.actions["mode_labels"].isChecked()
+    assert window.page.modes.checkedButton().text() == "Labels"
+    assert tuple(window.view.rgba[15, 3, :3]) != model_colour
+    key(qtbot, window, "M")
+    drag(window.view, [die_centre(5, 4), die_centre(5, 9)])
+    assert window.view.mode == "labels"
+    assert labelled(window) == {(15, 3): "ring"} | {(5, c): "ring" for c in range(5, 9)}
+
+
 def test_shortcut_sheet_lists_class_tool_and_navigation_keys(window) -> None:
     from waferdesk.app.actions import shortcut_rows
 

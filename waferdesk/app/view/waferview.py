@@ -36,6 +36,7 @@ class DieViewBox(pg.ViewBox):
             ev.accept()
             pos = self._view.die_pos(ev.scenePos())
             if ev.isStart():
+                self._show_labels_to_paint()
                 tool.press(self._view.die_pos(ev.buttonDownScenePos()))
                 tool.move(pos)
             elif ev.isFinish():
@@ -49,6 +50,7 @@ class DieViewBox(pg.ViewBox):
         tool = self._view.tool
         if ev.button() == Qt.MouseButton.LeftButton and tool is not None and tool.name != "navigate":
             ev.accept()
+            self._show_labels_to_paint()
             tool.click(self._view.die_pos(ev.scenePos()), ev.double())
             return
         if ev.button() == Qt.MouseButton.RightButton and tool is not None and tool.cancel():
@@ -59,6 +61,13 @@ class DieViewBox(pg.ViewBox):
             self._view.fit()
             return
         super().mouseClickEvent(ev)
+
+    def _show_labels_to_paint(self) -> None:
+        """The tools edit the labels: a gesture started over the model's mask or the
+        uncertainty map switches the map to the labels first, so no edit is made unseen."""
+        view = self._view
+        if view.mode != "labels" and view.doc.editable and view.doc.current is not None:
+            view.set_mode("labels")
 
 
 class WaferView(pg.GraphicsView):
