@@ -88,3 +88,37 @@ def test_health_is_503_when_the_database_is_down(client) -> None:
     assert body["status"] == "down" and body["checks"]["database"]["ok"] is False
     assert "nobody" not in r.text  # no connection details leak
     assert client.get("/health").status_code == 200
+
+
+def test_ids_too_big_for_the_database_are_a_422_naming_the_field(client, as_role) -> None:
+    """2**31 is past Postgres' 32-bit id columns (and 2**63 past SQLite's): a 422, never a 500."""
+    admin = as_role("admin")
+    for big in (2**31, 2**63):
+        calls = [
+            ("GET", f"/wafers/{big}", None, "path field wafer_id"),
+            ("GET", f"/predictions/{big}", None, "path field prediction_id"),
+            ("GET", f"/annotations/{big}", None, "path field annotation_id"),
+            ("GET", f"/users/{big}", None, "path field user_id"),
+            ("GET", f"/models/{big}", None, "path field model_id"),
+            ("GET", f"/training/jobs/{big}", None, "path field job_id"),
+            ("POST", f"/active-learning/queue/{big}/release", None, "path field item_id"),
+            ("GET", f"/wafers?offset={big}", None, "query field offset"),
+            ("GET", f"/annotations?wafer_id={big}", None, "query field wafer_id"),
+            ("GET", f"/active-learning/queue?round={big}", None, "query field round"),
+            ("POST", "/annotations", {"wafer_id": big, "labels": [[255]]}, "body field wafer_id"),
+            ("POST", "/annotations/export", {"round": big}, "body field round"),
+            ("POST", "/active-learning/queue/claim", {"round": big}, "body field round"),
+            ("POST", "/active-learning/query", {"strategy": "random", "wafer_ids": [big]}, "body field wafer_ids.0"),
+            ("POST", "/training/jobs", {"data": {"rounds": [big]}}, "body field data.rounds.0"),
+        ]
+        for method, path, body, field in calls:
+            r = client.request(method, path, json=body, headers=admin)
+            assert r.status_code == 422, (path, body, r.status_code, r.text)
+            err = _shape(r)
+            assert err["code"] == "invalid_input" and err["message"].startswith(field), (path, err)
+        r = client.post("/predict", data={"wafer_id": str(big)}, headers=admin)
+        assert r.status_code == 422 and _shape(r)["message"].startswith("body field wafer_id"), r.text
+        r = client.post("/predict/batch", data={"wafer_ids": ["1", str(big)]}, headers=admin)
+        assert r.status_code == 422 and _shape(r)["message"].startswith("body field wafer_ids.1"), r.text
+    # the largest id the database holds is still an honest 404
+    assert _shape(client.get(f"/wafers/{2**31 - 1}", headers=admin))["code"] == "wafer_not_found"

@@ -30,7 +30,7 @@ from ..schemas.active_learning import (
     SkipIn,
     WaferBrief,
 )
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, DbOffset, error_responses
 
 router = APIRouter(prefix="/active-learning", tags=["active-learning"])
 Manager = Annotated[User, Depends(require(Permission.QUEUE_MANAGE))]
@@ -118,11 +118,11 @@ def list_rounds(user: Reader, session: SessionDep) -> list[RoundOut]:
 def list_queue(
     user: Reader,
     session: SessionDep,
-    round: int | None = None,
+    round: DbId | None = None,
     state: Literal["queued", "claimed", "done", "skipped"] | None = None,
     mine: Annotated[bool, Query(description="only items you hold or held")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> QueuePage:
     """Queue items in claim order (oldest round first, then rank)."""
     rows, total = svc.list_items(session, round, state, user.id if mine else None, limit, offset)
@@ -150,19 +150,19 @@ def claim_next(user: Worker, session: SessionDep, ctx: CtxDep, body: ClaimIn | N
 
 
 @router.post("/queue/{item_id}/skip", response_model=QueueItemOut, responses=error_responses(404, 409, 422))
-def skip_item(item_id: int, body: SkipIn, user: Worker, session: SessionDep) -> QueueItemOut:
+def skip_item(item_id: DbId, body: SkipIn, user: Worker, session: SessionDep) -> QueueItemOut:
     """Skip the item you hold, saying why (it is not handed out again)."""
     return item_outs(session, [svc.skip(session, user, item_id, body.reason)])[0]
 
 
 @router.post("/queue/{item_id}/release", response_model=QueueItemOut, responses=error_responses(404, 409))
-def release_item(item_id: int, user: Worker, session: SessionDep) -> QueueItemOut:
+def release_item(item_id: DbId, user: Worker, session: SessionDep) -> QueueItemOut:
     """Give the item you hold back to the queue now."""
     return item_outs(session, [svc.release(session, user, item_id)])[0]
 
 
 @router.post("/queue/{item_id}/renew", response_model=ClaimOut, responses=error_responses(404, 409))
-def renew_item(item_id: int, user: Worker, session: SessionDep, ctx: CtxDep) -> ClaimOut:
+def renew_item(item_id: DbId, user: Worker, session: SessionDep, ctx: CtxDep) -> ClaimOut:
     """Extend the lease of the item you hold."""
     lease = ctx.settings.queue_lease_seconds
     return _claim_out(session, svc.renew(session, user, item_id, lease), user, lease)

@@ -36,7 +36,7 @@ from ..schemas.annotations import (
     SubmitBody,
     VersionBody,
 )
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, DbOffset, error_responses
 
 router = APIRouter(prefix="/annotations", tags=["annotations"])
 Writer = Annotated[User, Depends(require(Permission.ANNOTATIONS_WRITE_OWN))]
@@ -119,11 +119,11 @@ def list_annotations(
     user: Reader,
     session: SessionDep,
     status_: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None, Query(alias="status")] = None,
-    wafer_id: int | None = None,
-    annotator_id: int | None = None,
+    wafer_id: DbId | None = None,
+    annotator_id: DbId | None = None,
     mask: MaskFormat = "none",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> AnnotationPage:
     """Everyone's live annotations, most recently changed first."""
     flt = svc.AnnotationFilter(status=status_, wafer_id=wafer_id, annotator_id=annotator_id)
@@ -163,7 +163,7 @@ def agreement(
     session: SessionDep,
     ctx: CtxDep,
     flagged_only: bool = False,
-    wafer_id: int | None = None,
+    wafer_id: DbId | None = None,
 ) -> list[AgreementOut]:
     """Per-class IoU between annotators of every wafer labelled by two or more."""
     results = agreement_svc.agreement(session, ctx.settings.agreement_threshold, [wafer_id] if wafer_id else None)
@@ -172,19 +172,19 @@ def agreement(
 
 @router.get("/wafer/{wafer_id}", response_model=list[AnnotationOut], responses=error_responses(404))
 def wafer_annotations(
-    wafer_id: int, user: Writer, session: SessionDep, mask: MaskFormat = "rle"
+    wafer_id: DbId, user: Writer, session: SessionDep, mask: MaskFormat = "rle"
 ) -> list[AnnotationOut]:
     """A wafer's live annotations: yours (annotators), or everyone's (engineers, admins)."""
     return annotation_outs(session, svc.for_wafer(session, user, wafer_id), mask)
 
 
 @router.get("/{annotation_id}", response_model=AnnotationOut, responses=error_responses(403, 404))
-def get_annotation(annotation_id: int, user: Writer, session: SessionDep, mask: MaskFormat = "rle") -> AnnotationOut:
+def get_annotation(annotation_id: DbId, user: Writer, session: SessionDep, mask: MaskFormat = "rle") -> AnnotationOut:
     return _one(session, svc.visible(session, user, annotation_id), mask)
 
 
 @router.get("/{annotation_id}/history", response_model=list[AuditOut], responses=error_responses(403, 404))
-def annotation_history(annotation_id: int, user: Writer, session: SessionDep) -> list[AuditOut]:
+def annotation_history(annotation_id: DbId, user: Writer, session: SessionDep) -> list[AuditOut]:
     """The audit rows of an annotation: who changed what, when."""
     svc.visible(session, user, annotation_id)
     return [
@@ -193,7 +193,7 @@ def annotation_history(annotation_id: int, user: Writer, session: SessionDep) ->
 
 
 @router.put("/{annotation_id}", response_model=AnnotationOut, responses=error_responses(403, 404, 409, 422))
-def update_annotation(annotation_id: int, body: AnnotationUpdate, user: Writer, session: SessionDep) -> AnnotationOut:
+def update_annotation(annotation_id: DbId, body: AnnotationUpdate, user: Writer, session: SessionDep) -> AnnotationOut:
     """Edit your annotation; ``version`` must be the current one (else 409 with the current version)."""
     changes = body.model_dump(exclude_unset=True)
     ann = svc.update(
@@ -211,7 +211,7 @@ def update_annotation(annotation_id: int, body: AnnotationUpdate, user: Writer, 
 
 @router.delete("/{annotation_id}", response_model=AnnotationOut, responses=error_responses(403, 404, 409, 422))
 def delete_annotation(
-    annotation_id: int,
+    annotation_id: DbId,
     user: Writer,
     session: SessionDep,
     version: Annotated[int, Query(description="the version you are deleting")],
@@ -221,18 +221,18 @@ def delete_annotation(
 
 
 @router.post("/{annotation_id}/submit", response_model=AnnotationOut, responses=error_responses(403, 404, 409, 422))
-def submit_annotation(annotation_id: int, body: SubmitBody, user: Writer, session: SessionDep) -> AnnotationOut:
+def submit_annotation(annotation_id: DbId, body: SubmitBody, user: Writer, session: SessionDep) -> AnnotationOut:
     """Hand in for review (every failing die labelled); completes your claimed queue item of the wafer."""
     return _one(session, svc.submit(session, user, annotation_id, body.version, body.add_time_s))
 
 
 @router.post("/{annotation_id}/approve", response_model=AnnotationOut, responses=error_responses(404, 409))
-def approve_annotation(annotation_id: int, body: VersionBody, user: Reviewer, session: SessionDep) -> AnnotationOut:
+def approve_annotation(annotation_id: DbId, body: VersionBody, user: Reviewer, session: SessionDep) -> AnnotationOut:
     """Approve a submitted annotation: it becomes the wafer's ground truth."""
     return _one(session, svc.approve(session, user, annotation_id, body.version))
 
 
 @router.post("/{annotation_id}/reject", response_model=AnnotationOut, responses=error_responses(404, 409, 422))
-def reject_annotation(annotation_id: int, body: RejectBody, user: Reviewer, session: SessionDep) -> AnnotationOut:
+def reject_annotation(annotation_id: DbId, body: RejectBody, user: Reviewer, session: SessionDep) -> AnnotationOut:
     """Reject a submitted (or approved) annotation with a reason; its annotator edits it again."""
     return _one(session, svc.reject(session, user, annotation_id, body.version, body.reason))

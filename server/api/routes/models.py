@@ -22,7 +22,7 @@ from ...core.permissions import Permission
 from ...db.models import RegisteredModel, User
 from ...services.registry import activate, active_model, artifact_path, compare_metrics, get_model
 from ..deps import SessionDep, require
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, error_responses
 from ..schemas.models import ModelDetail, ModelOut, Promotion
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -53,7 +53,7 @@ def list_models(user: Reader, session: SessionDep) -> list[ModelOut]:
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=error_responses(404))
-def get_model_card(model_id: int, user: Reader, session: SessionDep) -> ModelOut:
+def get_model_card(model_id: DbId, user: Reader, session: SessionDep) -> ModelOut:
     return _out(get_model(session, model_id), ModelDetail)
 
 
@@ -61,7 +61,7 @@ def get_model_card(model_id: int, user: Reader, session: SessionDep) -> ModelOut
     "/{model_id}/download",
     responses={**error_responses(404), 200: {"content": {"application/octet-stream": {}}}},
 )
-def download_model(model_id: int, user: Reader, session: SessionDep) -> FileResponse:
+def download_model(model_id: DbId, user: Reader, session: SessionDep) -> FileResponse:
     """The ONNX file itself (streamed); its card is ``GET /models/{id}``, its sha256 in ``X-Model-SHA256``."""
     row = get_model(session, model_id)
     path = artifact_path(row)
@@ -75,7 +75,7 @@ def download_model(model_id: int, user: Reader, session: SessionDep) -> FileResp
 
 @router.post("/{model_id}/promote", response_model=Promotion, responses=error_responses(404, 422))
 def promote_model(
-    model_id: int,
+    model_id: DbId,
     user: Annotated[User, Depends(require(Permission.MODELS_MANAGE))],
     session: SessionDep,
 ) -> Promotion:

@@ -20,7 +20,7 @@ from ...db.models import Prediction, User, Wafer
 from ...services import wafers as wafer_svc
 from ...services.prediction import Result, Served, mask_payload
 from ..deps import CtxDep, SessionDep, require
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, error_responses
 from ..schemas.predictions import BatchOut, PredictionOut, prediction_out
 from ..schemas.wafers import PASS_BINS_HELP
 
@@ -62,7 +62,7 @@ def predict(
     session: SessionDep,
     ctx: CtxDep,
     file: Annotated[UploadFile | None, File(description="a file holding one wafer")] = None,
-    wafer_id: Annotated[int | None, Form(description="id of a stored wafer")] = None,
+    wafer_id: Annotated[DbId | None, Form(description="id of a stored wafer")] = None,
     pass_bins: Annotated[str | None, Form(description=PASS_BINS_HELP)] = None,
     mask: MaskFormat = "lists",
     embedding: WithEmbedding = False,
@@ -90,7 +90,7 @@ def predict_batch(
     session: SessionDep,
     ctx: CtxDep,
     files: Annotated[list[UploadFile] | None, File(description="wafer files (each may hold several wafers)")] = None,
-    wafer_ids: Annotated[list[int] | None, Form(description="ids of stored wafers (repeat the field)")] = None,
+    wafer_ids: Annotated[list[DbId] | None, Form(description="ids of stored wafers (repeat the field)")] = None,
     pass_bins: Annotated[str | None, Form(description=PASS_BINS_HELP)] = None,
     mask: MaskFormat = "rle",
     embedding: WithEmbedding = False,
@@ -124,7 +124,7 @@ def predict_batch(
 
 @router.get("/predictions/{prediction_id}", response_model=PredictionOut, responses=error_responses(404))
 def get_prediction(
-    prediction_id: int,
+    prediction_id: DbId,
     user: Annotated[User, Depends(require(Permission.PREDICTIONS_READ))],
     session: SessionDep,
     mask: MaskFormat = "lists",

@@ -24,7 +24,7 @@ from ...services.training import dataset, jobs
 from ...services.training.backends import BackendError
 from ...services.training.manager import job_ref
 from ..deps import CtxDep, SessionDep, require
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, DbOffset, error_responses
 from ..schemas.training import EpochMetrics, JobOut, JobPage, JobSpec, LogLine, LogPage, MetricsOut
 
 router = APIRouter(prefix="/training", tags=["training"])
@@ -101,7 +101,7 @@ def list_jobs(
     session: SessionDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> JobPage:
     """Newest first."""
     total, rows = jobs.list_jobs(session, status, limit, offset)
@@ -109,19 +109,19 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
-def get_job(job_id: int, user: Reader, session: SessionDep) -> JobOut:
+def get_job(job_id: DbId, user: Reader, session: SessionDep) -> JobOut:
     return job_out(session, jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=error_responses(404, 409))
-def cancel_job(job_id: int, user: Runner, session: SessionDep, ctx: CtxDep) -> JobOut:
+def cancel_job(job_id: DbId, user: Runner, session: SessionDep, ctx: CtxDep) -> JobOut:
     """Cancel a queued or running job: its worker is stopped (process killed, Kubernetes Job deleted)."""
     job = ctx.training.cancel(session, jobs.get_job(session, job_id), user.username)
     return job_out(session, job)
 
 
 @router.get("/metrics/{job_id}", response_model=MetricsOut, responses=error_responses(404))
-def job_metrics(job_id: int, user: Reader, session: SessionDep) -> MetricsOut:
+def job_metrics(job_id: DbId, user: Reader, session: SessionDep) -> MetricsOut:
     """Per-epoch losses, learning rate, per-class IoU and mIoU (validation wafers, failing dies only)."""
     job = jobs.get_job(session, job_id)
     epochs = [epoch_out(r) for r in jobs.metrics_of(session, job_id)]
@@ -138,7 +138,7 @@ def job_metrics(job_id: int, user: Reader, session: SessionDep) -> MetricsOut:
     responses={**error_responses(404, 503), 200: {"content": {"text/plain": {}}}},
 )
 def job_logs(
-    job_id: int,
+    job_id: DbId,
     user: Reader,
     session: SessionDep,
     ctx: CtxDep,
@@ -146,7 +146,7 @@ def job_logs(
         Literal["job", "backend"],
         Query(description="job: the job's log (worker + server lines); backend: the raw process / pod output"),
     ] = "job",
-    after: Annotated[int, Query(ge=0, description="job log: only lines after this seq")] = 0,
+    after: Annotated[DbOffset, Query(description="job log: only lines after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     tail: Annotated[int | None, Query(ge=1, le=100_000, description="backend output: the last lines only")] = None,
     follow: Annotated[bool, Query(description="backend output: stream it as it is written (text/plain)")] = False,

@@ -28,14 +28,14 @@ from ...db.session import begin_write
 from ...services.registry import artifact_path, get_model, register_model
 from ...services.training import dataset, jobs
 from ..deps import CtxDep, SessionDep, require
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, error_responses
 from ..schemas.training import EpochMetrics, WorkerJob, WorkerLogs, WorkerStatus
 
 router = APIRouter(prefix="/training/worker", tags=["training worker"])
 
 
 def _worker_job(
-    job_id: int,
+    job_id: DbId,
     request: Request,
     session: SessionDep,
     _auth: Annotated[None, Depends(require(Permission.TRAINING_WORKER))],

@@ -12,7 +12,7 @@ from ...core.permissions import Permission, Role
 from ...db.models import User
 from ..deps import CtxDep, SessionDep, require
 from ..schemas.auth import UserOut
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, DbOffset, error_responses
 from ..schemas.users import UserCreate, UserList, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -24,7 +24,7 @@ def list_users(
     admin: Admin,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> UserList:
     total = session.scalar(select(func.count()).select_from(User)) or 0
     rows = session.scalars(select(User).order_by(User.id).limit(limit).offset(offset)).all()
@@ -39,12 +39,12 @@ def create_user(body: UserCreate, admin: Admin, session: SessionDep, ctx: CtxDep
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=error_responses(404))
-def get_user(user_id: int, admin: Admin, session: SessionDep, ctx: CtxDep) -> User:
+def get_user(user_id: DbId, admin: Admin, session: SessionDep, ctx: CtxDep) -> User:
     return ctx.auth.get_user(session, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserOut, responses=error_responses(404, 409, 422))
-def update_user(user_id: int, body: UserUpdate, admin: Admin, session: SessionDep, ctx: CtxDep) -> User:
+def update_user(user_id: DbId, body: UserUpdate, admin: Admin, session: SessionDep, ctx: CtxDep) -> User:
     """Grant a role, (de)activate, or reset the password. Deactivating or a new password logs the user out."""
     user = ctx.auth.get_user(session, user_id)
     was_admin = user.role == Role.ADMIN.value and user.is_active

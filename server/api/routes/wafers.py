@@ -12,7 +12,7 @@ from ...db.models import Prediction, User
 from ...services import wafers as svc
 from ..dates import parse_when
 from ..deps import CtxDep, SessionDep, require
-from ..schemas.common import error_responses
+from ..schemas.common import DbId, DbOffset, error_responses
 from ..schemas.predictions import PredictionSummary
 from ..schemas.wafers import (
     PASS_BINS_HELP,
@@ -65,7 +65,7 @@ def list_wafers(
     created_from: Annotated[str | None, Query(description="ISO date or datetime, inclusive")] = None,
     created_to: Annotated[str | None, Query(description="ISO date (inclusive day) or datetime (exclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbOffset, Query()] = 0,
 ) -> WaferPage:
     """Newest first, with each wafer's latest verdict."""
     flt = svc.WaferFilter(
@@ -81,7 +81,7 @@ def list_wafers(
 
 @router.get("/{wafer_id}", response_model=WaferDetail, responses=error_responses(404))
 def get_wafer(
-    wafer_id: int,
+    wafer_id: DbId,
     user: Annotated[User, Depends(require(Permission.WAFERS_READ))],
     session: SessionDep,
     grid: Annotated[bool, Query(description="include the die grid")] = True,
@@ -92,7 +92,7 @@ def get_wafer(
 
 @router.delete("/{wafer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 def delete_wafer(
-    wafer_id: int, user: Annotated[User, Depends(require(Permission.WAFERS_DELETE))], session: SessionDep
+    wafer_id: DbId, user: Annotated[User, Depends(require(Permission.WAFERS_DELETE))], session: SessionDep
 ) -> None:
     """Delete a wafer and its predictions (admin)."""
     svc.delete_wafer(session, wafer_id)
@@ -100,7 +100,7 @@ def delete_wafer(
 
 @router.get("/{wafer_id}/predictions", response_model=list[PredictionSummary], responses=error_responses(404))
 def wafer_predictions(
-    wafer_id: int, user: Annotated[User, Depends(require(Permission.PREDICTIONS_READ))], session: SessionDep
+    wafer_id: DbId, user: Annotated[User, Depends(require(Permission.PREDICTIONS_READ))], session: SessionDep
 ) -> list[Prediction]:
     """Every stored prediction of a wafer (newest first), without masks: ``GET /predictions/{id}`` has those."""
     svc.get_wafer(session, wafer_id)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .common import DbId
+
 Strategy = Literal["random", "uncertainty", "diversity", "hybrid"]
 
 
@@ -23,7 +25,7 @@ class QueryIn(BaseModel):
     product: str | None = None
     created_from: str | None = Field(None, description="wafers uploaded from (ISO date or datetime)")
     created_to: str | None = Field(None, description="wafers uploaded until (ISO date: inclusive day)")
-    wafer_ids: list[int] | None = Field(None, description="only these wafers")
+    wafer_ids: list[DbId] | None = Field(None, description="only these wafers")
     include_skipped: bool = Field(False, description="also wafers skipped in earlier rounds")
 
 
@@ -62,8 +64,8 @@ class MyAnnotation(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    round: int | None = Field(None, description="claim only from this round")
-    exclude: list[int] = Field(
+    round: DbId | None = Field(None, description="claim only from this round")
+    exclude: list[DbId] = Field(
         default_factory=list,
         max_length=4,
         description="item ids you already hold and have in hand (the wafer on screen): another claim is "

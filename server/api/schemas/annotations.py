@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .common import DbId
+
 LABELS_HELP = (
     "the mask: rows of class indices (255 = no class) or {'rle': [[value, run], ...]} over the row-major "
     "mask (the shapes predictions are answered in); the wafer's shape, classes only on failing dies"
@@ -16,14 +18,14 @@ Status = Literal["draft", "submitted", "approved", "rejected"]
 
 
 class AnnotationCreate(BaseModel):
-    wafer_id: int
+    wafer_id: DbId
     labels: list[list[int]] | dict[str, Any] = Field(description=LABELS_HELP)
     source: Source = "manual"
     polygons: list[dict[str, Any]] | None = Field(
         None, description="the polygons it was drawn with: [{'class': name, 'vertices': [[x, y], ...]}] in die units"
     )
     time_spent_s: float = Field(0.0, ge=0, le=7 * 24 * 3600)
-    prediction_id: int | None = Field(None, description="the prediction it started from, if any")
+    prediction_id: DbId | None = Field(None, description="the prediction it started from, if any")
     submit: bool = Field(False, description="submit for review at once (every failing die must be labelled)")
     client_key: str | None = Field(
         None,
@@ -123,7 +125,7 @@ class ExportRequest(BaseModel):
     lot: str | None = None
     date_from: str | None = Field(None, description="ISO date or datetime: annotations last changed from then on")
     date_to: str | None = Field(None, description="ISO date (inclusive day) or datetime (exclusive)")
-    round: int | None = Field(None, description="only wafers queued in this active-learning round")
+    round: DbId | None = Field(None, description="only wafers queued in this active-learning round")
 
 
 class ImportOut(BaseModel):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
 from pydantic import BaseModel
+
+# Ids, round numbers and offsets are 32-bit integer columns on Postgres: a bigger number sent by
+# a client must be a 422 naming the field, not a database error (500) when it reaches a query.
+DB_INT_MAX = 2**31 - 1
+DbId = Annotated[int, Interval(ge=1, le=DB_INT_MAX)]
+DbOffset = Annotated[int, Interval(ge=0, le=DB_INT_MAX)]
 
 
 class ErrorDetail(BaseModel):

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .common import DbId
+
 ENCODERS = ("resnet18", "resnet34", "resnet50")
 VAL_SEED = 202  # the ml package's validation data seed (waferdesk.ml.config.VAL_SEED)
 
@@ -21,7 +23,7 @@ class DataSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     annotations: bool = Field(True, description="train on approved annotations (the wafers' die grids + masks)")
-    rounds: list[int] | None = Field(
+    rounds: list[DbId] | None = Field(
         None, description="only annotations of wafers queued in these active-learning rounds (default: any)"
     )
     lots: list[str] | None = Field(None, description="only annotations of wafers of these lots (default: any)")
@@ -77,7 +79,7 @@ class JobSpec(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present")
     threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch's default)")
     data: DataSelection = Field(default_factory=DataSelection)
-    init_model: int | Literal["active"] | None = Field(
+    init_model: DbId | Literal["active"] | None = Field(
         None,
         description=(
             "fine-tune: start from this registered model (its id, or 'active' for the one serving "
