@@ -3,9 +3,11 @@
     {"error": {"code": "...", "message": "...", "details": ..., "request_id": "..."}}
 
 Handlers cover our :class:`~server.core.errors.ApiError`, FastAPI's request validation
-(422, with the fields that failed in ``details``) and Starlette's HTTP errors (404 for an
-unknown path, 405...). Anything unexpected is caught by the request middleware, logged with
-its stack trace, and answered as a 500 in this shape without one.
+(422, with the fields that failed in ``details``), Starlette's HTTP errors (404 for an
+unknown path, 405...) and values the database refuses (422: text with a NUL character, which
+Postgres cannot store or compare, or a number past its integer columns). Anything unexpected
+is caught by the request middleware, logged with its stack trace, and answered as a 500 in
+this shape without one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import ApiError
@@ -77,7 +80,35 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, _status_code_name(exc.status_code), message, None, exc.headers)
 
 
+def _refused_values(params: Any) -> list[str]:
+    """The request's values among a statement's parameters that a database cannot take."""
+    found: list[str] = []
+    stack = [params]
+    while stack and len(found) < 5:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            found.append(f"text {value[:80]!r} contains a NUL (0x00) character")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**31 - 1:
+            found.append(f"number {value} is out of range")
+    return list(dict.fromkeys(found))
+
+
+async def data_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refuses (Postgres: NUL in text, a number past its integer type) is the client's."""
+    assert isinstance(exc, DataError)
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "invalid value"
+    values = _refused_values(exc.params)
+    what = "; ".join(values) if values else "a value in the request"
+    log.warning("%s %s -> 422: the database refused %s (%s)", request.method, request.url.path, what, reason)
+    return error_response(422, "invalid_input", f"{what}: the database refuses it ({reason})")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(DataError, data_error_handler)

@@ -136,7 +136,18 @@ def read_upload(
             value = getattr(rec.wafer, attr)
             if len(value) > n:
                 raise _bad_file(name, f"wafer {i}: {attr} is {len(value)} characters, at most {n}")
+        if field_name := _text_with_nul(rec.wafer):
+            raise _bad_file(name, f"wafer {i}: {field_name} contains a NUL (0x00) character")
     return ParsedFile(name, format_name(name), records)
+
+
+def _text_with_nul(w: WaferMap) -> str | None:
+    """The first text field of a wafer that holds a NUL character, which Postgres cannot store."""
+    texts = {"lot": w.lot, "wafer_id": w.wafer_id, "product": w.product, "source": w.source}
+    texts["label"] = "" if w.label is None else str(w.label)
+    for key, value in w.extra.items():
+        texts[f"extra field {key!r}"] = f"{key}{value}"
+    return next((f for f, v in texts.items() if "\x00" in str(v)), None)
 
 
 def _bad_file(name: str, reason: str) -> UnprocessableError:

@@ -122,3 +122,22 @@ def test_ids_too_big_for_the_database_are_a_422_naming_the_field(client, as_role
         assert r.status_code == 422 and _shape(r)["message"].startswith("body field wafer_ids.1"), r.text
     # the largest id the database holds is still an honest 404
     assert _shape(client.get(f"/wafers/{2**31 - 1}", headers=admin))["code"] == "wafer_not_found"
+
+
+def test_text_with_a_nul_character_is_a_422_not_a_500(client, as_role, database) -> None:
+    """Postgres cannot store or compare text holding NUL (0x00); SQLite can. Neither answers 500."""
+    admin = as_role("admin")
+    calls = [
+        lambda: client.post("/auth/login", data={"username": "ad\x00min", "password": "whatever-password"}),
+        lambda: client.get("/wafers", params={"lot": "A\x00B"}, headers=admin),
+        lambda: client.post("/annotations/export", json={"lot": "A\x00B"}, headers=admin),
+        lambda: client.post("/training/jobs", json={"data": {"lots": ["A\x00B"]}}, headers=admin),
+    ]
+    for call in calls:
+        r = call()
+        assert r.status_code < 500, r.text
+        if database.backend == "postgres":
+            assert r.status_code == 422, r.text
+            err = _shape(r)
+            assert err["code"] == "invalid_input" and "x00" in err["message"], err
+            assert "contains a NUL (0x00) character: the database refuses it" in err["message"], err

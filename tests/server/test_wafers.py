@@ -194,3 +194,27 @@ def test_pass_bins_say_which_csv_bins_pass(client, as_role, tmp_path) -> None:
     assert (w["n_dies"], w["n_fail"]) == (4, 1)  # only bin 7 fails
     r = client.post("/wafers", headers=h, files=files, data={"pass_bins": "one"})
     assert r.status_code == 422 and "pass_bins" in r.json()["error"]["message"]
+
+
+def test_a_wafer_text_with_a_nul_character_fails_the_upload_naming_file_and_field(client, as_role, tmp_path) -> None:
+    """Postgres cannot store NUL in text: a 422 naming the file, wafer and field, on both backends."""
+    from waferdesk.core.formats import write_any
+    from waferdesk.core.wafer import WaferMap
+
+    dies = np.ones((4, 4), dtype=np.uint8)
+    dies[1, 1] = 2
+    [good] = write_any(tmp_path / "good.wdm", [WaferMap(dies=dies, lot="LOT-OK", wafer_id="01")])
+    [bad_lot] = write_any(tmp_path / "nul-lot.wdm", [WaferMap(dies=dies, lot="A\x00B", wafer_id="01")])
+    [bad_extra] = write_any(
+        tmp_path / "nul-extra.wdm", [WaferMap(dies=dies, lot="L", wafer_id="02", extra={"k": "v\x00"})]
+    )
+    r = client.post("/wafers", headers=as_role("engineer"), files=_files(good, bad_lot, bad_extra))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "bad_file" and "nothing was stored" in err["message"]
+    named = {d["file"]: d["reason"] for d in err["details"]}
+    assert named == {
+        "nul-lot.wdm": "wafer 0: lot contains a NUL (0x00) character",
+        "nul-extra.wdm": "wafer 0: extra field 'k' contains a NUL (0x00) character",
+    }
+    assert client.get("/wafers", headers=as_role("viewer")).json()["total"] == 0
