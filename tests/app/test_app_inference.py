@@ -150,3 +150,77 @@ def test_model_fast_is_disabled_for_a_one_view_model(qtbot, app_home, tiny_model
     finally:
         win.close()
         store.close()
+
+
+class _SlowSegmenter:
+    """Writes down which wafers it ran, in order; holds on to the first until ``go`` is set."""
+
+    views, provider, model_version = 1, "CPUExecutionProvider", "slow-1"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.ran: list[str] = []
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def predict_many(self, wafers, batch_size=1):
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        from waferdesk.core.wafer import LabelMask
+
+        out = []
+        self.started.set()
+        for w in wafers:
+            self.go.wait(30)
+            self.ran.append(w.wafer_id)
+            probs = np.full((8, *w.shape), 1 / 8, np.float32)
+            out.append(
+                SimpleNamespace(
+                    mask=LabelMask(np.zeros(w.shape, np.uint8)),
+                    probs=probs,
+                    uncertainty={"entropy_mean": 1.0},
+                    model_version=self.model_version,
+                    provider=self.provider,
+                    latency_ms=100.0,
+                    views=1,
+                )
+            )
+        return out
+
+
+def test_skimming_through_wafers_predicts_the_one_landed_on_next(qtbot, app_home, tmp_path: Path) -> None:
+    import dataclasses
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+    from waferdesk.core.formats import write_wdm
+    from waferdesk.core.synth import generate_record
+
+    records = [generate_record(5, i) for i in range(12)]
+    records = [
+        dataclasses.replace(r, wafer=dataclasses.replace(r.wafer, wafer_id=f"w{i:02d}")) for i, r in enumerate(records)
+    ]
+    path = write_wdm(tmp_path / "twelve.wdm", records)
+    fake = _SlowSegmenter()
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
+    qtbot.addWidget(win)
+    try:
+        win.actions["auto_run"].setChecked(False)  # only the wafer on screen is predicted
+        win.show()
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        win.open_paths([path])
+        qtbot.waitUntil(fake.started.is_set, timeout=10000)  # the first wafer is running
+        for _ in range(11):  # N held down: every wafer is on screen for a moment
+            win.browser.step(1)
+        last = win.doc.current
+        assert last.wafer.wafer_id == "w11"
+        fake.go.set()  # the first wafer's run ends: the thread is free again
+        qtbot.waitUntil(lambda: last.prediction is not None, timeout=30000)
+        # none of the wafers passed by runs before the one landed on
+        assert fake.ran == ["w00", "w11"]
+    finally:
+        win.close()
+        store.close()

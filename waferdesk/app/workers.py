@@ -76,10 +76,12 @@ class InferenceEngine(QThread):
 
     # -- GUI-thread API ----------------------------------------------------------------------
     def request(self, key: str, wafer: WaferMap) -> None:
-        """Predict one wafer as soon as possible (the one on screen)."""
+        """Predict one wafer as soon as possible (the one on screen). A request not started yet
+        is for a wafer the user has since left: it is dropped, so skimming through a folder
+        never queues every wafer passed ahead of the one landed on."""
         with self._cond:
-            if all(k != key for k, _ in self._priority):
-                self._priority.append((key, wafer))
+            self._priority.clear()
+            self._priority.append((key, wafer))
             self._cond.notify()
 
     def submit_bulk(self, items: Sequence[tuple[str, WaferMap]]) -> int:
