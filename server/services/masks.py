@@ -31,10 +31,12 @@ def parse_labels(payload: Any, shape: tuple[int, int]) -> np.ndarray:
             raise _bad("an object must be {'rle': [[value, run], ...]}")
         try:
             arr = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise _bad("rle must be a list of [value, run] integer pairs") from None
         if arr.size and ((arr[:, 1] < 0).any() or (arr[:, 0] < 0).any() or (arr[:, 0] > IGNORE).any()):
             raise _bad("rle values must lie in 0..255 and runs be non-negative")
+        if arr.size and (arr[:, 1] > h * w).any():  # before summing: huge runs must not wrap around
+            raise _bad(f"an rle run of {int(arr[:, 1].max())} dies is longer than the wafer's {h}x{w} = {h * w} cells")
         total = int(arr[:, 1].sum()) if arr.size else 0
         if total != h * w:
             raise _bad(f"rle covers {total} dies; the wafer has {h}x{w} = {h * w} cells")

@@ -204,3 +204,18 @@ def test_agreement_between_two_annotators_flags_the_wafer(team) -> None:
     review = client.get("/annotations/review", headers=h["eng"]).json()
     assert {r["annotation"]["wafer_id"] for r in review[:2]} == {w2}
     assert review[0]["agreement"]["flagged"] is True and len(review) == 4
+
+
+def test_rle_runs_too_long_for_the_wafer_are_a_422_not_a_500(team) -> None:
+    client, h, truth = team
+    wid, gt = next(iter(truth.items()))
+    cells = gt.size
+    for runs in (
+        [[255, 10**19]],  # past int64
+        [[255, 2**62]] * 4 + [[255, cells]],  # sums to `cells` once int64 wraps around
+        [[255, cells + 1], [255, 0]],
+    ):
+        r = client.post("/annotations", json={"wafer_id": wid, "labels": {"rle": runs}}, headers=h["ann1"])
+        assert r.status_code == 422, (runs, r.status_code, r.text)
+        assert error(r)["code"] == "invalid_labels" and error(r)["message"].startswith("body field labels: ")
+    assert client.get(f"/annotations/wafer/{wid}", headers=h["ann1"]).json() == []
