@@ -41,3 +41,25 @@ def test_a_filter_set_before_the_results_arrive_shows_them_when_they_do(qtbot, w
     qtbot.wait(500)
     assert browser.proxy.rowCount() == 4 and browser.current_entry() is entries[1]
     assert window.doc.current is entries[1]
+
+
+def test_verdict_swatches_follow_the_colour_blind_palette(window, wafer_file) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor
+
+    from waferdesk.app.browser import COL_VERDICT
+
+    window.open_paths([wafer_file])
+    entry = window.ws.entries[0]
+    predict(window, entry, "ring")
+    model = window.browser.model
+
+    def swatch() -> QColor:
+        return model.data(model.index(model.row_of(entry), COL_VERDICT), Qt.ItemDataRole.DecorationRole)
+
+    ring = TAX.classes[TAX.index("ring")]
+    assert swatch() == QColor(*ring.color)
+    window.side.palette.cb.setChecked(True)
+    assert swatch() == QColor(*ring.color_cb) and ring.color_cb != ring.color
+    window.side.palette.cb.setChecked(False)
+    assert swatch() == QColor(*ring.color)

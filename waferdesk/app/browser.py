@@ -48,7 +48,12 @@ class WaferTableModel(QAbstractTableModel):
         self.ws = workspace
         self._order: list[int] = []  # row -> index into ws.entries (the sort order)
         self._rows: dict[str, int] = {}  # entry key -> row
-        self._colours = {c.name: QColor(*c.color) for c in default_taxonomy().classes}
+        self.set_colorblind(False)
+
+    def set_colorblind(self, on: bool) -> None:
+        """Verdict swatches in the taxonomy's colours or its colour-blind palette."""
+        self._colours = {c.name: QColor(*c.rgb(on)) for c in default_taxonomy().classes}
+        self.all_changed()
 
     def reset(self) -> None:
         self.beginResetModel()

@@ -412,6 +412,7 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
     def _colorblind(self, on: bool) -> None:
         self.layer_style.colorblind = on
         self.view.refresh()
+        self.browser.model.set_colorblind(on)
         self.update_panels()
 
     def toggle_overlay(self) -> None:
