@@ -243,3 +243,12 @@ def test_concurrent_claims_never_share_an_item(lab) -> None:
     assert len(handed) == 12 and len(set(handed)) == 12, got
     with ctx.sessions() as s:
         assert {i.state for i in s.query(QueueItem)} == {"skipped"}
+
+
+def test_a_negative_seed_is_a_422_naming_it_and_makes_no_round(lab) -> None:
+    client, h, _ = lab
+    for strategy in ("random", "hybrid"):
+        r = client.post("/active-learning/query", json={"strategy": strategy, "seed": -1}, headers=h["eng"])
+        assert r.status_code == 422, r.text
+        assert error(r)["code"] == "invalid_input" and error(r)["message"].startswith("body field seed:")
+    assert client.get("/active-learning/rounds", headers=h["eng"]).json() == []

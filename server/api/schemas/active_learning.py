@@ -15,7 +15,7 @@ Strategy = Literal["random", "uncertainty", "diversity", "hybrid"]
 class QueryIn(BaseModel):
     strategy: Strategy = "hybrid"
     batch_size: int = Field(20, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="the selection's seed (numpy's generators take no negative seed)")
     score: str | None = Field(
         None, description="uncertainty score that ranks (default entropy_mean; tta_mutual_info with tta)"
     )
