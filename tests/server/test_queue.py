@@ -252,3 +252,13 @@ def test_a_negative_seed_is_a_422_naming_it_and_makes_no_round(lab) -> None:
         assert r.status_code == 422, r.text
         assert error(r)["code"] == "invalid_input" and error(r)["message"].startswith("body field seed:")
     assert client.get("/active-learning/rounds", headers=h["eng"]).json() == []
+
+
+def test_an_unknown_query_field_is_refused_instead_of_widening_the_round(lab) -> None:
+    client, h, truth = lab
+    some = sorted(truth)[:2]
+    for body in ({"strategy": "random", "lots": ["NO-SUCH-LOT"]}, {"strategy": "random", "wafer_id": some}):
+        r = client.post("/active-learning/query", json=body, headers=h["eng"])
+        assert r.status_code == 422, r.text
+        assert error(r)["message"].startswith("body field "), error(r)
+    assert client.get("/active-learning/rounds", headers=h["eng"]).json() == []

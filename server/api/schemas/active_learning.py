@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .common import DbId
 
@@ -13,6 +13,9 @@ Strategy = Literal["random", "uncertainty", "diversity", "hybrid"]
 
 
 class QueryIn(BaseModel):
+    # a misspelt filter (``lots``, ``wafer_id``) must not silently queue a round over every wafer
+    model_config = ConfigDict(extra="forbid")
+
     strategy: Strategy = "hybrid"
     batch_size: int = Field(20, ge=1)
     seed: int = Field(0, ge=0, description="the selection's seed (numpy's generators take no negative seed)")
