@@ -304,3 +304,31 @@ def test_model_sync_downloads_verifies_and_switches_and_refuses_a_sha_mismatch(
     assert "does not match its card" in str(win.last_model_sync)
     assert "refused" in win.statusBar().currentMessage()
     assert list((app_home / "data" / "models").iterdir()) == []  # no partial file left
+
+
+def test_reviewing_a_wafer_also_open_from_a_local_file_leaves_the_local_one_alone(
+    qtbot, live, make_window, tmp_path
+) -> None:
+    seed_queue(live, tmp_path, n=4, batch=3)
+    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
+        item = ann.claim_next()["item"]
+        pre = ann.prediction_labels(item["prediction_id"])
+        ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
+    win = make_window()
+    win.open_paths([tmp_path / "queue-5.wdm"])  # the engineer has the uploaded file open too
+    local = [(e, e.labels.copy()) for e in win.ws.entries]
+    signed_in(win, live, "eng")
+    win.actions["review"].trigger()
+    panel = win.review_panel
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=WAIT)
+    panel.table.setCurrentCell(0, 0)
+    qtbot.waitUntil(lambda: win.doc.current is not None and win.doc.current.read_only, timeout=WAIT)
+    reviewed = win.doc.current
+    assert reviewed.remote == "review · ann" and len(win.ws) == len(local) + 1
+    # the local wafers keep their own labels and stay editable: the review is a row of its own
+    for e, labels in local:
+        assert e is not reviewed and not e.read_only and e.remote == ""
+        assert np.array_equal(e.labels, labels)
+    same = next(e for e, _ in local if e.wafer.content_hash() == reviewed.wafer.content_hash())
+    win.browser.select(same)
+    assert win.doc.current is same and win.doc.editable

@@ -189,6 +189,9 @@ class ReviewController(QObject):
             Path(f"{self.session.server}/annotations/{a['id']}"),
             int(a["id"]),
             given=LabelMask(review.labels),
+            # a key of its own: the same wafer open from a local file (or claimed from the
+            # queue) keeps its labels, drafts and editing; the review is a read-only row
+            key="review:" + review.wafer.content_hash(),
         )
         entry = self.win.ws.add(entry)
         entry.labels = review.labels.copy()
