@@ -219,3 +219,18 @@ def test_rle_runs_too_long_for_the_wafer_are_a_422_not_a_500(team) -> None:
         assert r.status_code == 422, (runs, r.status_code, r.text)
         assert error(r)["code"] == "invalid_labels" and error(r)["message"].startswith("body field labels: ")
     assert client.get(f"/annotations/wafer/{wid}", headers=h["ann1"]).json() == []
+
+
+def test_editing_a_submitted_annotation_keeps_it_submitted_and_complete(team) -> None:
+    """docs/annotations.md: submitted annotations are edited in place; only a rejected one returns to draft."""
+    client, h, truth = team
+    wid, gt = next(iter(truth.items()))
+    ann = _create(client, h["ann1"], wid, gt, submit=True)
+    partial = gt.copy()
+    partial[tuple(np.argwhere(gt != IGNORE)[0])] = IGNORE
+    r = client.put(f"/annotations/{ann['id']}", json={"version": 1, "labels": rle(partial)}, headers=h["ann1"])
+    assert r.status_code == 422 and error(r)["code"] == "invalid_labels"
+    r = client.put(f"/annotations/{ann['id']}", json={"version": 1, "add_time_s": 2}, headers=h["ann1"])
+    assert r.status_code == 200 and r.json()["status"] == "submitted" and r.json()["version"] == 2
+    r = client.post(f"/annotations/{ann['id']}/approve", json={"version": 1}, headers=h["eng"])
+    assert r.status_code == 409 and error(r)["code"] == "version_conflict"
