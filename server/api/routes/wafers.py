@@ -94,7 +94,7 @@ def get_wafer(
 def delete_wafer(
     wafer_id: DbId, user: Annotated[User, Depends(require(Permission.WAFERS_DELETE))], session: SessionDep
 ) -> None:
-    """Delete a wafer and its predictions (admin)."""
+    """Delete a wafer with its predictions, annotations (ground truth too) and queue items (admin)."""
     svc.delete_wafer(session, wafer_id)
 
 
