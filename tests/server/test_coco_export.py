@@ -146,3 +146,12 @@ def test_bad_imports_change_nothing(labelled) -> None:
     r = client.post("/annotations/import", files={"file": ("x.json", b"{nope")}, headers=h["eng"])
     assert r.status_code == 422 and error(r)["code"] == "bad_file"
     assert client.get("/annotations", headers=h["eng"]).json()["total"] == before
+
+
+def test_an_import_nested_too_deeply_is_a_422_not_a_500(labelled) -> None:
+    client, h, _truth, _ids = labelled
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for raw in (deep, b'{"images": ' + deep + b"}"):
+        r = client.post("/annotations/import", files={"file": ("deep.json", raw)}, headers=h["eng"])
+        assert r.status_code == 422, r.text
+        assert error(r)["code"] == "bad_file" and error(r)["message"].startswith("deep.json: ")

@@ -56,6 +56,8 @@ def import_coco(
         doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise UnprocessableError(f"{name}: not a JSON file ({exc})", code="bad_file") from None
+    except RecursionError:
+        raise UnprocessableError(f"{name}: not a COCO file (JSON nested too deeply)", code="bad_file") from None
     result = svc.import_document(session, user, doc, status, name)
     return ImportOut(
         created=result.created, updated=result.updated, unchanged=result.unchanged, annotation_ids=result.annotation_ids
