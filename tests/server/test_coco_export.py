@@ -155,3 +155,31 @@ def test_an_import_nested_too_deeply_is_a_422_not_a_500(labelled) -> None:
         r = client.post("/annotations/import", files={"file": ("deep.json", raw)}, headers=h["eng"])
         assert r.status_code == 422, r.text
         assert error(r)["code"] == "bad_file" and error(r)["message"].startswith("deep.json: ")
+
+
+def test_malformed_segmentations_are_a_422_naming_the_annotation(labelled) -> None:
+    client, h, _truth, _ids = labelled
+    doc = _export(client, h["eng"])
+    before = client.get("/annotations", headers=h["eng"]).json()["total"]
+    size = doc["annotations"][0]["segmentation"]["size"]
+    cases = [
+        ({"size": size, "counts": 5}, "RLE counts must be a string or a list of run lengths"),
+        ({"size": size, "counts": None}, "RLE counts must be a string or a list of run lengths"),
+        ({"size": size, "counts": [[1]]}, "RLE counts must be a string or a list of run lengths"),
+        ({"size": size, "counts": [-5, size[0] * size[1] + 5]}, "RLE run -5 is negative"),
+        ([[0, 0, "x", 0, 5, 5]], "polygon coordinates must be numbers"),
+        ([[0, 0, float("inf"), 0, 5, 5]], "polygon coordinates must be finite numbers"),
+        ([[float("nan"), 0, 5, 0, 5, 5]], "polygon coordinates must be finite numbers"),
+    ]
+    for seg, reason in cases:
+        d = json.loads(json.dumps(doc))
+        d["annotations"][0]["segmentation"] = seg
+        r = client.post(
+            "/annotations/import",
+            files={"file": ("bad.json", json.dumps(d).encode())},
+            data={"status": "draft"},
+            headers=h["eng"],
+        )
+        assert r.status_code == 422, (seg, r.text)
+        assert error(r)["message"] == f"bad.json: not a usable COCO file: annotations[0].segmentation: {reason}"
+    assert client.get("/annotations", headers=h["eng"]).json()["total"] == before

@@ -98,8 +98,13 @@ def rle_decode(rle: dict) -> np.ndarray:
         raise ValueError(f"not a COCO RLE ({exc})") from None
     if isinstance(counts, bytes):
         counts = counts.decode("ascii")
-    runs = string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
-    if any(r < 0 for r in runs) or sum(runs) != h * w:
+    try:
+        runs = string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    except TypeError:  # counts: 5, null, [[1]]...
+        raise ValueError("RLE counts must be a string or a list of run lengths") from None
+    if any(r < 0 for r in runs):
+        raise ValueError(f"RLE run {min(runs)} is negative")
+    if sum(runs) != h * w:
         raise ValueError(f"RLE runs sum to {sum(runs)}, size {h}x{w} needs {h * w}")
     values = np.zeros(len(runs), dtype=bool)
     values[1::2] = True

@@ -106,7 +106,12 @@ def _region(seg: Any, shape: tuple[int, int], where: str) -> tuple[np.ndarray, b
         for poly in seg:
             if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
                 raise ValueError(f"{where}: a polygon is a flat list [x1, y1, x2, y2, ...] of at least 3 points")
-            pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+            try:
+                pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: polygon coordinates must be numbers") from None
+            if not np.isfinite(pts).all():
+                raise ValueError(f"{where}: polygon coordinates must be finite numbers")
             region |= polygon_cells(shape, [(float(x), float(y)) for x, y in pts])
         return region, True
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
