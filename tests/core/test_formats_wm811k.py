@@ -182,3 +182,13 @@ def test_pickle_errors_are_clear(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)  # as on a desktop install without pandas
     with pytest.raises(FormatError, match=r"LSWMD\.pkl: reading WM-811K pickles needs pandas"):
         read_any(path)
+
+
+@pytest.mark.parametrize("how", ["data", "method", "encrypted", "version"])
+def test_npz_with_a_damaged_compressed_array_is_a_clear_error(tmp_path, how) -> None:
+    from test_wdm import _damage_member
+
+    path = write_wm811k_npz(tmp_path / "damaged.npz", _maps())
+    _damage_member(path, "maps_flat.npy", how)
+    with pytest.raises(FormatError, match=r"damaged\.npz"):
+        read_wm811k_npz(path)

@@ -97,3 +97,35 @@ def _npy(arr):
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
+
+
+def _damage_member(path, name: str, how: str) -> None:
+    """Break one member of a zip in place: its deflate stream (``data``), its compression method
+    (``method``), its encryption flag (``encrypted``) or the zip version it needs (``version``,
+    refused when the archive is opened)."""
+    with zipfile.ZipFile(path) as zf:
+        at = zf.getinfo(name).header_offset
+    raw = bytearray(path.read_bytes())
+    if how == "data":  # the first deflate block declares type 3, which deflate does not have
+        name_len, extra_len = (int.from_bytes(raw[at + i : at + i + 2], "little") for i in (26, 28))
+        raw[at + 30 + name_len + extra_len] = 0x07
+    else:  # in the local header and in the central directory
+        entry = raw.find(b"PK\x01\x02")
+        while raw[entry + 46 : entry + 46 + len(name)] != name.encode():
+            entry = raw.find(b"PK\x01\x02", entry + 4)
+        if how == "method":  # compression method 99
+            raw[at + 8 : at + 10] = raw[entry + 10 : entry + 12] = (99).to_bytes(2, "little")
+        elif how == "encrypted":
+            raw[at + 6] |= 1
+            raw[entry + 8] |= 1
+        else:  # needs zip version 10.0
+            raw[entry + 6 : entry + 8] = (100).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["data", "method", "encrypted", "version"])
+def test_a_damaged_compressed_member_is_a_clear_error(tmp_path, how) -> None:
+    path = write_wdm(tmp_path / "damaged.wdm", list(generate(3, seed=2)))
+    _damage_member(path, "dies.npy", how)
+    with pytest.raises(FormatError, match=r"damaged\.wdm"):
+        read_wdm(path)

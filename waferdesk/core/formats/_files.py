@@ -6,12 +6,18 @@ Kept private to the formats package so each reader stays a plain function of a p
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError
 from .limits import MAX_MEMBER_RATIO
+
+# what reading a damaged zip member raises: a bad CRC or header, a broken deflate stream
+# (zlib.error), an unknown compression method (NotImplementedError), an encryption flag
+# (RuntimeError: zipfile asks for a password), a short file
+ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError, ValueError)
 
 
 def file_size(path: Path, limit: int, what: str) -> int:
@@ -78,7 +84,7 @@ class CheckedNpz:
                 else:
                     shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
                 header_len = fh.tell()
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except ZIP_MEMBER_ERRORS as exc:
             raise FormatError(self.path, f"array {name!r} has no valid .npy header ({exc})") from None
         if dtype.hasobject:
             raise FormatError(self.path, f"array {name!r} holds Python objects; refused (no pickles)")
@@ -96,7 +102,7 @@ class CheckedNpz:
         try:
             with self.zf.open(info) as fh:  # streamed into the (now bounded) array, no second copy
                 arr = np.lib.format.read_array(fh, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        except ZIP_MEMBER_ERRORS as exc:
             raise FormatError(self.path, f"array {name!r} is corrupt ({exc})") from None
         return arr
 
@@ -106,6 +112,6 @@ def open_npz(path: Path, limit: int) -> tuple[zipfile.ZipFile, CheckedNpz]:
     file_size(path, limit, "npz")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise FormatError(path, f"not a readable .npz archive ({exc})") from None
     return zf, CheckedNpz(path, zf)

@@ -28,6 +28,7 @@ from ..errors import FormatError, ValidationError
 from ..records import WaferRecord
 from ..taxonomy import default_taxonomy
 from ..wafer import LabelMask, WaferMap
+from ._files import ZIP_MEMBER_ERRORS
 from .limits import MAX_DIES_TOTAL, MAX_FILE_BYTES, MAX_MEMBER_RATIO, MAX_SIDE, MAX_WAFERS
 
 FORMAT_NAME = "waferdesk-maps"
@@ -113,7 +114,7 @@ class _Archive:
             raise FormatError(self.path, f"member {name!r} expands {info.file_size // info.compress_size}x; refused")
         try:
             data = self.zf.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except ZIP_MEMBER_ERRORS as exc:
             raise FormatError(self.path, f"member {name!r} is corrupt ({exc})") from None
         if len(data) != info.file_size:
             raise FormatError(self.path, f"member {name!r} is truncated")
@@ -140,7 +141,7 @@ def is_wdm(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return "header.json" in zf.namelist() and "dies.npy" in zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError):
         return False
 
 
@@ -155,7 +156,7 @@ def read_wdm(path: str | Path) -> list[WaferRecord]:
         raise FormatError(src, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
     try:
         zf = zipfile.ZipFile(src)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise FormatError(src, f"not a WaferDesk .wdm file (not a readable zip archive: {exc})") from None
     with zf:
         ar = _Archive(src, zf)

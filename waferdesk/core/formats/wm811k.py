@@ -31,7 +31,7 @@ def is_wm811k_npz(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError):
         return False
     return {"maps_flat.npy", "shapes.npy", "offsets.npy"} <= names
 
