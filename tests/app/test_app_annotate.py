@@ -58,6 +58,32 @@ def test_opening_a_file_fills_browser_and_draws_the_dies(window, wafer_file) -> 
     assert "broken.wdm" in window.error_box.text()
 
 
+def test_a_file_whose_reader_fails_unexpectedly_is_listed_and_the_others_open(window, wafer_file, monkeypatch) -> None:
+    import waferdesk.app.model.workspace as workspace
+    from waferdesk.core.formats import write_wdm
+    from waferdesk.core.synth import generate
+
+    window.open_paths([wafer_file])
+    opened = window.doc.current
+    later = write_wdm(wafer_file.with_name("later.wdm"), list(generate(2, seed=8)))
+    odd = wafer_file.with_name("odd.wdm")
+    odd.write_bytes(b"x")
+    real = workspace.read_any
+
+    def read_any(path):
+        if path.name == "odd.wdm":
+            raise RuntimeError("a reader bug")
+        return real(path)
+
+    monkeypatch.setattr(workspace, "read_any", read_any)
+    window.open_paths([later, odd, wafer_file.with_name("last.wdm")])
+    assert "odd.wdm: cannot be read (RuntimeError: a reader bug)" in window.error_box.text()
+    assert "last.wdm" in window.error_box.text()
+    # the good file opened, nothing open was lost, and every wafer has its own row
+    assert len(window.ws) == 6 and window.doc.current is opened
+    assert window.browser.visible_entries() == window.ws.entries
+
+
 def test_brush_strokes_then_undo_redo_change_exact_dies(qtbot, window, wafer_file) -> None:
     open_known(window, wafer_file)
     key(qtbot, window, "3")  # ring, and the brush tool comes up

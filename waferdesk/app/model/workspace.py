@@ -7,6 +7,7 @@ labels file and marks the draft saved.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ...core.wafer import LabelMask, WaferMap
 from .predictions import ModelResult
 
 MAX_ERRORS_SHOWN = 20
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -149,6 +151,10 @@ class Workspace:
                 continue
             except OSError as exc:
                 report.errors.append(f"{path}: {exc.strerror or exc}")
+                continue
+            except Exception as exc:  # a reader's own bug: this file is reported, the others open
+                log.exception("reading %s", path)
+                report.errors.append(f"{path}: cannot be read ({type(exc).__name__}: {exc})")
                 continue
             for i, rec in enumerate(records):
                 entry = WaferEntry(rec.wafer, Path(path), i, given=rec.mask)
