@@ -285,6 +285,9 @@ def test_painting_over_the_model_mask_shows_the_labels_it_paints(qtbot, window, 
     drag(window.view, [die_centre(5, 4), die_centre(5, 9)])
     assert window.view.mode == "labels"
     assert labelled(window) == {(15, 3): "ring"} | {(5, c): "ring" for c in range(5, 9)}
+    key(qtbot, window, "M")
+    key(qtbot, window, "Delete", Qt.KeyboardModifier.ShiftModifier)  # Clear labels, seen too
+    assert labelled(window) == {} and window.view.mode == "labels"
 
 
 def test_shortcut_sheet_lists_class_tool_and_navigation_keys(window) -> None:

@@ -437,8 +437,10 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
 
     def clear_labels(self) -> None:
         e = self.doc.current
-        if e is not None and self.doc.editable:
-            self.doc.replace_labels(e, np.full(e.wafer.shape, IGNORE, np.uint8), "Clear labels")
+        if e is None or not self.doc.editable:
+            return
+        if self.doc.replace_labels(e, np.full(e.wafer.shape, IGNORE, np.uint8), "Clear labels"):
+            self.set_mode("labels")  # show what was cleared, as Accept prediction does
 
     # -- help and closing --------------------------------------------------------------------
     def show_shortcuts(self) -> None:
