@@ -183,3 +183,22 @@ def test_malformed_segmentations_are_a_422_naming_the_annotation(labelled) -> No
         assert r.status_code == 422, (seg, r.text)
         assert error(r)["message"] == f"bad.json: not a usable COCO file: annotations[0].segmentation: {reason}"
     assert client.get("/annotations", headers=h["eng"]).json()["total"] == before
+
+
+def test_an_import_replaces_the_importers_approved_annotation_with_its_status(labelled) -> None:
+    """docs/annotations.md: an import overwrites the importer's live annotation, approved ones included."""
+    client, h, _truth, _ids = labelled
+    doc = _export(client, h["eng"])
+
+    def imp(status):
+        files = {"file": ("own.json", json.dumps(doc).encode())}
+        r = client.post("/annotations/import", files=files, data={"status": status}, headers=h["eng"])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = imp("approved")
+    assert first["created"] == len(doc["images"])
+    assert imp("approved")["unchanged"] == len(doc["images"])
+    assert imp("submitted")["updated"] == len(doc["images"])
+    ann = client.get(f"/annotations/{first['annotation_ids'][0]}", headers=h["eng"]).json()
+    assert ann["status"] == "submitted" and ann["annotator"] == "eng"
