@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from waferdesk.app.browser import REFILTER_MS
 from waferdesk.app.model.predictions import from_mask
 from waferdesk.core.taxonomy import IGNORE, default_taxonomy
 from waferdesk.core.wafer import FAIL
@@ -38,7 +39,7 @@ def test_a_filter_set_before_the_results_arrive_shows_them_when_they_do(qtbot, w
     # the wafer on screen stays listed (and on screen) when its own row stops matching
     entries[1].prediction = None
     browser.refresh_entry(entries[1])
-    qtbot.wait(500)
+    qtbot.wait(REFILTER_MS + 200)
     assert browser.proxy.rowCount() == 4 and browser.current_entry() is entries[1]
     assert window.doc.current is entries[1]
 

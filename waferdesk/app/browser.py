@@ -34,7 +34,8 @@ from .model.workspace import Status, WaferEntry, Workspace
 COLUMNS = ("Lot", "Wafer", "Yield", "Verdict", "Uncert.", "Status")
 COL_YIELD, COL_VERDICT, COL_UNCERTAINTY, COL_STATUS = 2, 3, 4, 5
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-REFILTER_MS = 300  # rows re-checked against the filter at most this often while results arrive
+REFILTER_MS = 1000  # rows re-checked against the filter at most once a second while results arrive
+# (one pass over 12,450 rows takes about 0.1 s here)
 STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Predicted", "Not predicted")
 STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
 # outbox state of a submitted queue wafer
