@@ -90,6 +90,8 @@ def _refused_values(params: Any) -> list[str]:
             stack.extend(value.values())
         elif isinstance(value, list | tuple):
             stack.extend(value)
+        elif hasattr(value, "obj"):  # psycopg's Json / Jsonb wrapper of a JSON column's value
+            stack.append(value.obj)
         elif isinstance(value, str) and "\x00" in value:
             found.append(f"text {value[:80]!r} contains a NUL (0x00) character")
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**31 - 1:

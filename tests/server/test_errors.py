@@ -133,6 +133,9 @@ def test_text_with_a_nul_character_is_a_422_not_a_500(client, as_role, database)
         lambda: client.post("/annotations/export", json={"lot": "A\x00B"}, headers=admin),
         lambda: client.post("/training/jobs", json={"data": {"lots": ["A\x00B"]}}, headers=admin),
     ]
+    if database.backend == "postgres":  # a JSONB column: the job spec (on SQLite this job would start a worker)
+        spec = {"name": "A\x00B", "data": {"synthetic_count": 4}}
+        calls.append(lambda: client.post("/training/jobs", json=spec, headers=admin))
     for call in calls:
         r = call()
         assert r.status_code < 500, r.text
@@ -141,3 +144,4 @@ def test_text_with_a_nul_character_is_a_422_not_a_500(client, as_role, database)
             err = _shape(r)
             assert err["code"] == "invalid_input" and "x00" in err["message"], err
             assert "contains a NUL (0x00) character: the database refuses it" in err["message"], err
+    assert client.get("/training/jobs", headers=admin).json()["total"] == 0
