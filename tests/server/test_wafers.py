@@ -218,3 +218,19 @@ def test_a_wafer_text_with_a_nul_character_fails_the_upload_naming_file_and_fiel
         "nul-extra.wdm": "wafer 0: extra field 'k' contains a NUL (0x00) character",
     }
     assert client.get("/wafers", headers=as_role("viewer")).json()["total"] == 0
+
+
+def test_dates_at_the_ends_of_the_calendar_are_answered_not_a_500(client, as_role, wafer_file) -> None:
+    upload(client, as_role("engineer"), wafer_file(2, seed=5))
+    h = as_role("viewer")
+    # the end of the last day there is: no upper bound at all
+    assert client.get("/wafers", params={"created_to": "9999-12-31"}, headers=h).json()["total"] == 2
+    assert client.get("/wafers", params={"created_from": "0001-01-01"}, headers=h).json()["total"] == 2
+    for field, value in (("created_to", "9999-12-31T23:00:00-05:00"), ("created_from", "0001-01-01T00:00:00+05:00")):
+        r = client.get("/wafers", params={field: value}, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["message"].startswith(f"{field}: {value!r} is outside the dates"), r.text
+    r = client.post("/annotations/export", json={"date_to": "9999-12-31"}, headers=as_role("engineer"))
+    assert r.status_code == 200 and r.json()["images"] == []
+    r = client.post("/annotations/export", json={"date_from": "0001-01-01T00:00:00+01:00"}, headers=as_role("engineer"))
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("body field date_from: ")
