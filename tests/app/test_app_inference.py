@@ -224,3 +224,54 @@ def test_skimming_through_wafers_predicts_the_one_landed_on_next(qtbot, app_home
     finally:
         win.close()
         store.close()
+
+
+def test_a_queue_wafer_keeps_the_servers_pre_annotation_as_its_model_mask(qtbot, app_home, wafer_file) -> None:
+    import numpy as np
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.app.model.predictions import from_mask
+    from waferdesk.app.model.workspace import WaferEntry
+    from waferdesk.client.drafts import DraftStore
+    from waferdesk.core.formats import read_wdm
+    from waferdesk.core.wafer import FAIL, LabelMask
+
+    fake = _SlowSegmenter()
+    fake.go.set()
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
+    qtbot.addWidget(win)
+    try:
+        win.actions["auto_run"].setChecked(False)
+        win.show()
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        # a wafer as queue mode shows it: the server's stored prediction is its starting labels
+        rec = read_wdm(wafer_file)[1]
+        pre = np.where(rec.wafer.dies == FAIL, 3, 255).astype(np.uint8)
+        entry = WaferEntry(rec.wafer, wafer_file, 0, given=LabelMask(pre.copy()))
+        entry.prediction = from_mask(pre, rec.wafer, "server-model-7")
+        entry.remote = "in queue"
+        win.ws.add(entry)
+        win.browser.model.append([entry])
+        win.browser.select(entry)
+        assert win.doc.current is entry
+        win.open_paths([wafer_file])  # and a local file, which the local model does run on
+        local = win.ws.entries[1]
+        win.browser.select(local)
+        qtbot.waitUntil(lambda: local.prediction is not None, timeout=10000)
+        win.set_mode("uncertainty")  # the local wafer has per-die probabilities
+        assert win.view.mode == "uncertainty"
+        win.browser.select(entry)
+        qtbot.wait(300)
+        # M shows the mask the annotation started from, as the docs say, not the local model's
+        assert entry.prediction.model_version == "server-model-7"
+        assert np.array_equal(entry.prediction.labels, pre)
+        # the server's mask has no probabilities: its model mask is shown, not an empty map
+        assert win.view.mode == "prediction"
+        win.set_mode("uncertainty")  # U
+        assert win.view.mode == "prediction" and "no per-die probabilities" in win.statusBar().currentMessage()
+        win.run_current()  # Run model (Ctrl+R) still replaces it on request
+        qtbot.waitUntil(lambda: entry.prediction.model_version == "slow-1", timeout=10000)
+    finally:
+        win.close()
+        store.close()

@@ -311,8 +311,17 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
             self.setWindowTitle(f"{entry.title} — WaferDesk")
             if entry.prediction is not None:
                 self.prob_cache.touch(entry.prediction)
-            if self.engine.available and (entry.prediction is None or entry.prediction.details is None):
+            # a server's stored prediction (a queue or review wafer) stays its model mask: it is
+            # what the labels started from; Run model (Ctrl+R) replaces it when asked
+            from_server = entry.prediction is not None and entry.prediction.provider == "server"
+            if (
+                self.engine.available
+                and not from_server
+                and (entry.prediction is None or entry.prediction.details is None)
+            ):
                 self.engine.request(entry.key, entry.wafer)
+            if from_server and self.view.mode == "uncertainty":
+                self.set_mode("prediction")  # its mask, not an empty uncertainty map
             if self.tabs.currentWidget() is self.lot_view:
                 self.lot_view.reload(entry)
         self._show_draft_state()
@@ -389,6 +398,9 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         if mode != "labels" and (e is None or e.prediction is None):
             self.statusBar().showMessage("no prediction for this wafer yet: run the model (Ctrl+R)", 5000)
             mode = "labels"
+        elif mode == "uncertainty" and e.prediction.details is None:  # a server's mask has no probabilities
+            self.statusBar().showMessage("no per-die probabilities for this wafer: run the model (Ctrl+R)", 5000)
+            mode = "prediction"
         self.view.set_mode(mode)
         self._mode_changed(self.view.mode)
 
