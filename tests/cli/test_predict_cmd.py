@@ -136,3 +136,33 @@ def test_output_names_never_collide(tiny_model, tmp_path) -> None:
     assert names == ["a-0000.json", "a-0001.json", "a-0001~2.json", "a~2.json"]
     sources = {json.loads((out / n).read_text())["source"] for n in names}
     assert sources == {str(a), str(b), str(c)}
+
+
+def test_a_reader_crash_skips_that_file_and_never_hangs(tiny_model, inputs, tmp_path, capsys, monkeypatch) -> None:
+    """A reader's unexpected exception (not a FormatError) used to kill the reader thread
+    before it sent its end marker, so the model loop waited for more files forever."""
+    import threading
+
+    import waferdesk.core.formats as formats
+
+    a, _, b = inputs
+    real_read = formats.read_any
+
+    def read_any(path):
+        if path == a:
+            raise RuntimeError("reader bug")
+        return real_read(path)
+
+    monkeypatch.setattr(formats, "read_any", read_any)
+    out = tmp_path / "out"
+    result: list[int] = []
+    args = ["predict", str(a), str(b), "--out", str(out), "--model", str(tiny_model), "--no-cache"]
+    t = threading.Thread(target=lambda: result.append(main(args)), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "predict hung after a reader error"
+    assert result == [1]
+    assert "RuntimeError: reader bug" in capsys.readouterr().err
+    errors = _read_csv(out / "errors.csv")
+    assert [e[0] for e in errors[1:]] == [str(a)]
+    assert [r[0] for r in _read_csv(out / "summary.csv")[1:]] == [str(b), str(b)]

@@ -59,16 +59,20 @@ def _reader(paths: list[Path], out: queue.Queue, stop: threading.Event) -> None:
     """Read files one by one ahead of the model; each item is (source, records) or (source, error)."""
     from ..core.formats import read_any
 
-    for path in paths:
-        if stop.is_set():
-            break
-        try:
-            recs = read_any(path)
-            item: tuple = (str(path), recs, None)
-        except (WaferDeskError, OSError, ValueError) as exc:
-            item = (str(path), None, exc)
-        out.put(item)
-    out.put(_END)
+    try:
+        for path in paths:
+            if stop.is_set():
+                break
+            try:
+                recs = read_any(path)
+                item: tuple = (str(path), recs, None)
+            except (WaferDeskError, OSError, ValueError) as exc:
+                item = (str(path), None, exc)
+            except Exception as exc:  # a reader's unexpected error: this file is skipped, never the batch
+                item = (str(path), None, f"{path}: cannot read ({type(exc).__name__}: {exc})")
+            out.put(item)
+    finally:  # without the end marker the model loop would wait for more files forever
+        out.put(_END)
 
 
 def run(args: argparse.Namespace) -> int:
