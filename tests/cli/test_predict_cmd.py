@@ -166,3 +166,17 @@ def test_a_reader_crash_skips_that_file_and_never_hangs(tiny_model, inputs, tmp_
     errors = _read_csv(out / "errors.csv")
     assert [e[0] for e in errors[1:]] == [str(a)]
     assert [r[0] for r in _read_csv(out / "summary.csv")[1:]] == [str(b), str(b)]
+
+
+def test_a_rerun_without_rows_leaves_no_stale_embeddings(tiny_model, inputs, tmp_path, capsys) -> None:
+    """embeddings.npy row i is summary.csv row i: a rerun into the same folder that predicts
+    nothing must not leave the earlier run's embeddings beside its empty summary."""
+    a, _, _ = inputs
+    out = tmp_path / "out"
+    assert main(["predict", str(a), "--out", str(out), "--model", str(tiny_model), "--no-cache"]) == 0
+    assert np.load(out / "embeddings.npy").shape[0] == 3
+    missing = tmp_path / "in" / "gone.wdm"
+    assert main(["predict", str(missing), "--out", str(out), "--model", str(tiny_model), "--no-cache"]) == 1
+    capsys.readouterr()
+    assert len(_read_csv(out / "summary.csv")) == 1  # the header only
+    assert not (out / "embeddings.npy").exists()

@@ -153,6 +153,7 @@ class EmbeddingWriter:
         self._f.close()
         if not self.rows:
             self._raw.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)  # an earlier run's rows would not match this summary.csv
             return None
         header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)}
         with open(self.path, "wb") as out, open(self._raw, "rb") as src:
