@@ -81,3 +81,29 @@ def test_waferdesk_app_command_starts_the_window(tmp_path, wafer_file) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_review_panels_model_picture_follows_the_colour_blind_palette(window) -> None:
+    from types import SimpleNamespace
+
+    from conftest import known_dies
+
+    from waferdesk.core.wafer import FAIL, WaferMap
+
+    dies = known_dies()
+    edge = TAX.classes[TAX.index("edge")]
+    mask = np.where(dies == FAIL, edge.index, 255).astype(np.uint8)
+    review = SimpleNamespace(wafer=WaferMap(dies=dies), labels=mask, prediction=mask, model_version="m-1")
+    window.review = SimpleNamespace(current=review, close=lambda: None)  # an engineer reviewing
+
+    def colours() -> set[tuple[int, int, int]]:
+        img = window.review_panel.model_picture.pixmap().toImage()
+        return {img.pixelColor(x, y).getRgb()[:3] for x in range(0, img.width(), 3) for y in range(0, img.height(), 3)}
+
+    window.review_panel.show_model(review, window.layer_style.colorblind)
+    normal = colours()
+    window.side.palette.cb.setChecked(True)
+    blind = colours()
+    assert normal != blind
+    window.side.palette.cb.setChecked(False)
+    assert colours() == normal

@@ -425,6 +425,8 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         self.layer_style.colorblind = on
         self.view.refresh()
         self.browser.model.set_colorblind(on)
+        if self.review is not None and self.review.current is not None:
+            self.review_panel.show_model(self.review.current, on)
         self.update_panels()
 
     def toggle_overlay(self) -> None:

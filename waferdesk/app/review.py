@@ -83,13 +83,16 @@ class ReviewPanel(QWidget):
         lay.addWidget(self.info)
         lay.addLayout(buttons)
 
-    def show_model(self, review: ReviewEntry | None) -> None:
-        """The model's mask of the wafer under review, beside the annotation on the map."""
+    def show_model(self, review: ReviewEntry | None, colorblind: bool = False) -> None:
+        """The model's mask of the wafer under review, beside the annotation on the map (in the
+        map's palette)."""
         if review is None or review.prediction is None:
             self.model_title.setText("")
             self.model_picture.clear()
             return
-        rgb = np.ascontiguousarray(wafer_picture(review.wafer, LabelMask(review.prediction), target=MODEL_PICTURE))
+        rgb = np.ascontiguousarray(
+            wafer_picture(review.wafer, LabelMask(review.prediction), target=MODEL_PICTURE, colorblind=colorblind)
+        )
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         self.model_picture.setPixmap(QPixmap.fromImage(image))
@@ -206,7 +209,7 @@ class ReviewController(QObject):
         self.win.browser.select(entry)
         self.win.open_entry(entry)
         self.win.view.refresh()
-        self.panel.show_model(review)
+        self.panel.show_model(review, self.win.layer_style.colorblind)
         self.panel.info.setText(
             f"On the map: annotation {a['id']} (version {a['version']}) by {a.get('annotator') or '?'}, "
             f"{a.get('source', '').replace('_', ' ')}, {a.get('time_spent_s', 0):.0f} s · L / M toggle the map"
