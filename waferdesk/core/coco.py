@@ -15,6 +15,7 @@ share it; :func:`rle_encode` / :func:`rle_decode` are the building blocks of the
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -208,6 +209,8 @@ def write_coco(path: str | Path, document: dict) -> Path:
         tmp.write_text(json.dumps(document), encoding="utf-8")
         tmp.replace(out)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise FormatError(out, f"cannot write COCO file ({exc.strerror or exc})") from None
     return out
 

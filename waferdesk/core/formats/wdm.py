@@ -16,6 +16,7 @@ different taxonomy is refused instead of silently relabelled.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
@@ -88,12 +89,19 @@ def write_wdm(path: str | Path, records: Iterable[WaferRecord]) -> Path:
         )
         members["bins.npy"] = _npy_bytes(bins.astype(np.int32))
         members["has_bins.npy"] = _npy_bytes(has_bins)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        tmp.replace(out)
+    except BaseException as exc:  # also Ctrl-C: no half-written .part is left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise FormatError(out, f"cannot write ({exc.strerror or exc})") from None
+        raise
     return out
 
 

@@ -1,0 +1,38 @@
+"""Outputs that cannot be written (a folder where a file goes, a file where a folder goes) are
+one line naming the path with exit status 2, and leave no half-written temporary file."""
+
+from __future__ import annotations
+
+from waferdesk.cli import main
+from waferdesk.core.formats import write_wdm
+from waferdesk.core.synth import generate
+
+
+def _one_line(err: str) -> bool:
+    """One error line (progress bars aside), no stack trace."""
+    return "Traceback" not in err and len([line for line in err.splitlines() if ": error: " in line]) == 1
+
+
+def test_synth_into_a_folder_is_one_line_and_leaves_no_part_file(tmp_path, capsys) -> None:
+    out = tmp_path / "runs"
+    out.mkdir()
+    assert main(["synth", "--count", "2", "--out", str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and f"{out}: cannot write" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no runs.part left behind
+
+
+def test_coco_outputs_into_a_folder_are_one_line_and_leave_no_part_file(tmp_path, capsys) -> None:
+    labels = write_wdm(tmp_path / "labels.wdm", list(generate(2, seed=7)))
+    assert main(["coco", "export", str(labels), "--out", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    (tmp_path / "d.json").mkdir()
+    assert main(["coco", "export", str(labels), "--out", str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "d.json: cannot write" in err
+    (tmp_path / "d.wdm").mkdir()
+    args = ["coco", "import", str(tmp_path / "c.json"), "--wafers", str(labels), "--out", str(tmp_path / "d.wdm")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "d.wdm: cannot write" in err
+    assert not list(tmp_path.glob("*.part"))
