@@ -3,9 +3,12 @@ one line naming the path with exit status 2, and leave no half-written temporary
 
 from __future__ import annotations
 
+import numpy as np
+
 from waferdesk.cli import main
-from waferdesk.core.formats import write_wdm
+from waferdesk.core.formats import write_wdm, write_wm811k_npz
 from waferdesk.core.synth import generate
+from waferdesk.core.wafer import WaferMap
 
 
 def _one_line(err: str) -> bool:
@@ -36,3 +39,20 @@ def test_coco_outputs_into_a_folder_are_one_line_and_leave_no_part_file(tmp_path
     err = capsys.readouterr().err
     assert _one_line(err) and "d.wdm: cannot write" in err
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_an_output_the_system_refuses_is_one_line_naming_it(tmp_path, tiny_model, capsys) -> None:
+    """OSErrors from writing (here: a folder where the file goes) used to end in a traceback, exit 1."""
+    real = write_wm811k_npz(tmp_path / "real.npz", [WaferMap(np.ones((10, 12), np.uint8), label="none")])
+    png = tmp_path / "pic.png"
+    png.mkdir()
+    assert main(["realism", "--real", str(real), "--out", str(png), "--stats", "0"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and f"{png}: Is a directory" in err
+
+    wafers = write_wdm(tmp_path / "w.wdm", list(generate(2, seed=8)))
+    out = tmp_path / "pred"
+    (out / "embeddings.npy.raw").mkdir(parents=True)
+    assert main(["predict", str(wafers), "--out", str(out), "--model", str(tiny_model), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "embeddings.npy.raw: Is a directory" in err

@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except WaferDeskError as exc:
         print(f"waferdesk {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the system refuses (a folder where a file goes, read-only, disk full)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"waferdesk {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"waferdesk {args.command}: interrupted", file=sys.stderr)
         return 130
