@@ -78,7 +78,10 @@ class IngestResult:
 def safe_name(filename: str | None) -> str:
     """The client's file name as we show it back: its last path component, printable, bounded."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable())[:200]
+    name = "".join(ch for ch in name if ch.isprintable())
+    if len(name) > 200:  # shorten the stem: the suffix picks the reader
+        suffix = _suffix(name)
+        name = name[: 200 - len(suffix)] + suffix
     return name or "(unnamed file)"
 
 

@@ -234,3 +234,12 @@ def test_dates_at_the_ends_of_the_calendar_are_answered_not_a_500(client, as_rol
     assert r.status_code == 200 and r.json()["images"] == []
     r = client.post("/annotations/export", json={"date_from": "0001-01-01T00:00:00+01:00"}, headers=as_role("engineer"))
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("body field date_from: ")
+
+
+def test_a_long_file_name_keeps_its_suffix(client, as_role, tmp_path) -> None:
+    """Names are shortened to 200 characters for answers; the suffix (which picks the reader) stays."""
+    name = "LOT-" + "x" * 300 + ".csv"
+    r = client.post("/wafers", headers=as_role("engineer"), files=[("files", (name, b"x,y,pass\n0,0,1\n1,0,0\n"))])
+    assert r.status_code == 201, r.text
+    w = r.json()["wafers"][0]
+    assert w["source_format"] == "csv" and len(w["file"]) == 200 and w["file"].endswith("x.csv")
