@@ -275,3 +275,21 @@ def test_a_queue_wafer_keeps_the_servers_pre_annotation_as_its_model_mask(qtbot,
     finally:
         win.close()
         store.close()
+
+
+def test_a_model_that_arrives_after_none_was_available_can_be_run(qtbot, app_home, wafer_file, tiny_model) -> None:
+    win, store = make_window(qtbot, tiny_model.with_name("missing.onnx"))
+    try:
+        qtbot.waitUntil(lambda: "No model" in win.model_label.text(), timeout=30000)
+        assert not win.actions["run_current"].isEnabled()
+        win.open_paths([wafer_file])
+        win.switch_model(str(tiny_model))  # as Server > Sync model from server does
+        qtbot.waitUntil(lambda: win.model_label.text().startswith("Model "), timeout=60000)
+        assert win.actions["run_current"].isEnabled() and win.actions["run_all"].isEnabled()
+        assert win.model_label.objectName() != "modelWarn" and win.model_label.styleSheet() == ""
+        current = win.doc.current
+        qtbot.waitUntil(lambda: current.prediction is not None, timeout=30000)
+        assert win.actions["accept"].isEnabled()
+    finally:
+        win.close()
+        store.close()

@@ -29,6 +29,9 @@ class ModelCommands:
     def _model_ready(self, info: dict) -> None:
         provider = PROVIDER_NAMES.get(info["provider"], info["provider"])
         self.model_label.setObjectName("")
+        self.model_label.setStyleSheet("")  # re-styled: no warning colour left from "No model available"
+        for key in ("run_current", "run_all"):  # a model that arrived later (model sync) can be run
+            self.actions[key].setEnabled(True)
         views = f" · {info['views']} views" if info.get("views", 1) > 1 else ""
         self.model_label.setText(f"Model {info['model_version']} · {provider}{views}")
         tip = f"execution provider in use: {info['provider']}"
