@@ -145,6 +145,19 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m").exists()  # refused before anything was written
 
 
+def test_steps_zero_is_refused_not_taken_as_the_default_length(tmp_path: Path, capsys, monkeypatch) -> None:
+    """``--steps 0`` used to read as "not given" and start a full-length (4,000-step) run."""
+    import waferdesk.ml.train
+
+    def must_not_train(*_a, **_k):
+        raise AssertionError("--steps 0 started a training run")
+
+    monkeypatch.setattr(waferdesk.ml.train, "train", must_not_train)
+    assert main(["train", "--run-dir", str(tmp_path / "z"), "--steps", "0"]) == 2
+    assert "--steps and --batch-size must be positive, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
+
+
 @pytest.mark.parametrize(
     ("device", "message"),
     [

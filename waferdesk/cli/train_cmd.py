@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ml.train import train
 
     new_steps = args.steps
-    args.steps = args.steps or TrainConfig().steps
+    args.steps = TrainConfig().steps if args.steps is None else args.steps  # --steps 0 is refused below
     if args.steps < 1 or args.batch_size < 1:
         raise WaferDeskError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
     if args.minutes is not None and not args.minutes > 0:
