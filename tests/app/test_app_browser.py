@@ -64,3 +64,21 @@ def test_verdict_swatches_follow_the_colour_blind_palette(window, wafer_file) ->
     assert swatch() == QColor(*ring.color_cb) and ring.color_cb != ring.color
     window.side.palette.cb.setChecked(False)
     assert swatch() == QColor(*ring.color)
+
+
+def test_switching_models_takes_the_old_models_results_off_the_screen(qtbot, window, wafer_file, tmp_path) -> None:
+    from waferdesk.app.browser import COL_VERDICT
+
+    window.open_paths([wafer_file])
+    for e in window.ws.entries:
+        predict(window, e, "ring")
+    window.set_mode("prediction")
+    model = window.browser.model
+    shown = [model.data(model.index(r, COL_VERDICT)) for r in range(len(window.ws))]
+    assert shown == ["ring"] * 4
+    window.switch_model(str(tmp_path / "other.onnx"))  # Server > Sync model: the old results are dropped
+    shown = [model.data(model.index(r, COL_VERDICT)) for r in range(len(window.ws))]
+    assert shown == [""] * 4
+    # the map and the results panel no longer show the dropped mask as "Model"
+    assert window.view.mode == "labels" and not window.page.modes.button(1).isEnabled()
+    assert "test-1" not in window.side.results.source.text()

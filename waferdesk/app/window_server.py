@@ -265,5 +265,11 @@ class ServerCommands:
             if e.prediction is not None and e.prediction.provider != "server":
                 self.prob_cache.forget(e.prediction)
                 e.prediction = None
+        # the old model's mask and verdicts leave the screen with its results
+        e = self.doc.current
+        if self.view.mode != "labels" and (e is None or e.prediction is None):
+            self.view.set_mode("labels")
+        self.browser.model.all_changed()
+        self.update_panels()
         self.engine.start()
         old.deleteLater()
