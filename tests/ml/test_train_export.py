@@ -145,6 +145,20 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m").exists()  # refused before anything was written
 
 
+def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:
+    """torch.load's RuntimeError / UnpicklingError used to end in a traceback with exit 1."""
+    from waferdesk.core.formats import write_wdm
+
+    notes = tmp_path / "notes.pt"
+    notes.write_text("# hello")
+    wafers = write_wdm(tmp_path / "w.wdm", [generate_record(1, 0)])
+    for src in (notes, wafers):
+        assert main(["export", str(src), "--out", str(tmp_path / "m.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert f"{src}: not a WaferDesk checkpoint" in err and "Traceback" not in err, err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_steps_zero_is_refused_not_taken_as_the_default_length(tmp_path: Path, capsys, monkeypatch) -> None:
     """``--steps 0`` used to read as "not given" and start a full-length (4,000-step) run."""
     import waferdesk.ml.train

@@ -174,10 +174,13 @@ def _write_json(path: Path, data: Any) -> None:
 
 def load_checkpoint_model(path: str | Path, device: str = "cpu") -> tuple[WaferUnet, dict[str, Any]]:
     """A network and its checkpoint dict from ``best.pt`` / ``last.pt`` (weights only are used)."""
-    ck = torch.load(str(path), map_location=device, weights_only=False)
-    cfg = ck.get("config", {})
-    model = build_model(cfg.get("encoder", "resnet50"))
-    model.load_state_dict(ck["model"])
+    try:
+        ck = torch.load(str(path), map_location=device, weights_only=False)
+        cfg = ck.get("config", {})
+        model = build_model(cfg.get("encoder", "resnet50"))
+        model.load_state_dict(ck["model"])
+    except Exception as exc:  # unpickling, not a dict, no "model" entry, weights of another network
+        raise WaferDeskError(f"{path}: not a WaferDesk checkpoint ({type(exc).__name__}: {exc})") from None
     return model.eval(), ck
 
 
@@ -205,6 +208,8 @@ def load_initial_weights(path: str | Path) -> tuple[WaferUnet, dict[str, Any]]:
         return recover(p, card), lineage
     try:
         model, ck = load_checkpoint_model(p)
+    except WaferDeskError as exc:  # already says what is wrong with the file
+        raise WaferDeskError(f"--init-from {exc}") from None
     except Exception as exc:  # unpickling, a missing "model" entry, mismatched weights
         raise WaferDeskError(f"--init-from {p}: not a WaferDesk checkpoint ({type(exc).__name__}: {exc})") from None
     return model, {"checkpoint": str(p), "step": ck.get("step")}
