@@ -398,7 +398,7 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         if mode != "labels" and (e is None or e.prediction is None):
             self.statusBar().showMessage("no prediction for this wafer yet: run the model (Ctrl+R)", 5000)
             mode = "labels"
-        elif mode == "uncertainty" and e.prediction.details is None:  # a server's mask has no probabilities
+        elif mode == "uncertainty" and e.prediction.provider == "server":  # a mask without probabilities
             self.statusBar().showMessage("no per-die probabilities for this wafer: run the model (Ctrl+R)", 5000)
             mode = "prediction"
         self.view.set_mode(mode)
