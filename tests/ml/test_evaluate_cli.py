@@ -96,6 +96,21 @@ def test_evaluate_refuses_unlabelled_or_missing_files(tiny_onnx: Path, tmp_path:
     assert "none.onnx: model file not found" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_a_broken_real_npz_in_one_line(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    """Offsets and shapes that do not fit together used to end in an IndexError / ValueError traceback."""
+    data, _ = _test_file(tmp_path, 2)
+    layouts = {
+        "short.npz": {"maps_flat": np.ones(25, np.uint8), "shapes": np.array([[5, 5]]), "offsets": np.array([0])},
+        "off.npz": {"maps_flat": np.ones(10, np.uint8), "shapes": np.array([[5, 5]]), "offsets": np.array([0, 25])},
+    }
+    for name, arrays in layouts.items():
+        real = tmp_path / name
+        np.savez(real, labels=np.array(["Center"]), **arrays)
+        assert main(["evaluate", "--model", str(tiny_model), "--data", str(data), "--real", str(real)]) == 2
+        err = capsys.readouterr().err
+        assert f"{real}: map 0:" in err and "Traceback" not in err, err
+
+
 def test_evaluate_runs_the_views_the_card_asks_for_unless_told(tmp_path: Path, capsys) -> None:
     from model_fixtures import make_tiny_model
 

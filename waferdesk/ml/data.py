@@ -20,6 +20,8 @@ identical with and without them (tested), and a run can resume with another work
 from __future__ import annotations
 
 import multiprocessing
+import zipfile
+import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -265,19 +267,22 @@ def load_wm811k(path: str | Path, indices: Sequence[int] | None = None) -> list[
             flat, shapes, offsets, labels = z["maps_flat"], z["shapes"], z["offsets"], z["labels"]
     except FileNotFoundError:
         raise FormatError(p, "real-data file not found") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise FormatError(p, f"not a WM-811K npz (maps_flat, shapes, offsets, labels): {exc}") from None
     idx = range(len(shapes)) if indices is None else indices
     out = []
     for i in idx:
-        a, b = int(offsets[i]), int(offsets[i + 1])
-        out.append(
-            WaferMap(
-                dies=flat[a:b].reshape(int(shapes[i][0]), int(shapes[i][1])),
-                source=f"{p.name}#{i}",
-                label=str(labels[i]),
+        try:
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            out.append(
+                WaferMap(
+                    dies=flat[a:b].reshape(int(shapes[i][0]), int(shapes[i][1])),
+                    source=f"{p.name}#{i}",
+                    label=str(labels[i]),
+                )
             )
-        )
+        except (IndexError, ValueError, TypeError) as exc:  # offsets / shapes / labels that do not fit together
+            raise FormatError(p, f"map {i}: {exc}") from None
     return out
 
 
