@@ -76,7 +76,8 @@ def claim_next(
     """The caller's live claim (lease renewed), else the next claimable item, else None.
 
     Claims listed in ``exclude`` (the wafer a desktop has on screen) do not count as held, so
-    the caller gets a second item to prefetch; a user holds at most ``len(exclude) + 1``."""
+    the caller gets a second item to prefetch; a user holds at most ``len(exclude) + 1`` per
+    round (with ``round_number`` only that round's claims count as held)."""
     session.commit()  # end the read transaction: the first statement below writes
     postgres = session.get_bind().dialect.name == "postgresql"
     for _ in range(CLAIM_RETRIES):

@@ -262,3 +262,23 @@ def test_an_unknown_query_field_is_refused_instead_of_widening_the_round(lab) ->
         assert r.status_code == 422, r.text
         assert error(r)["message"].startswith("body field "), error(r)
     assert client.get("/active-learning/rounds", headers=h["eng"]).json() == []
+
+
+def test_a_claim_for_a_round_counts_only_that_rounds_claims_as_held(lab) -> None:
+    """docs/annotations.md: at most len(exclude) + 1 claims per round; `round` looks only at that round."""
+    client, h, _ = lab
+    _query(client, h["eng"], strategy="uncertainty", batch_size=2)
+    _query(client, h["eng"], strategy="uncertainty", batch_size=2)
+
+    def claim(body=None):
+        r = client.post("/active-learning/queue/claim", json=body, headers=h["ann1"])
+        assert r.status_code == 200, r.text
+        return r.json()["item"]
+
+    first = claim()
+    assert first["round"] == 1
+    second = claim({"round": 2})
+    assert second["round"] == 2 and second["id"] != first["id"]
+    assert claim()["id"] == first["id"] and claim({"round": 2})["id"] == second["id"]
+    mine = client.get("/active-learning/queue", params={"mine": True, "state": "claimed"}, headers=h["ann1"]).json()
+    assert sorted(i["id"] for i in mine["items"]) == sorted([first["id"], second["id"]])
