@@ -111,6 +111,23 @@ def test_evaluate_refuses_a_broken_real_npz_in_one_line(tiny_model: Path, tmp_pa
         assert f"{real}: map 0:" in err and "Traceback" not in err, err
 
 
+def test_evaluate_refuses_an_out_folder_it_cannot_create_before_evaluating(
+    tiny_model: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """--out naming a file used to fail only after the whole evaluation, losing its numbers."""
+    import waferdesk.ml.evaluate
+
+    def must_not_run(*_a, **_k):
+        raise AssertionError("evaluated although --out cannot be written")
+
+    monkeypatch.setattr(waferdesk.ml.evaluate, "evaluate_sets", must_not_run)
+    data, _ = _test_file(tmp_path, 2)
+    args = ["evaluate", "--model", str(tiny_model), "--data", str(data), "--real", "none", "--out", str(data)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--out {data}: cannot create the output folder" in err and "Traceback" not in err
+
+
 def test_evaluate_runs_the_views_the_card_asks_for_unless_told(tmp_path: Path, capsys) -> None:
     from model_fixtures import make_tiny_model
 

@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         from ..core.errors import ModelError
 
         raise ModelError(f"{model}: model file not found" + ("" if args.model else " (the shipped default model)"))
+    if args.out is not None:  # before the evaluation (minutes on the full sets), not after it
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WaferDeskError(f"--out {args.out}: cannot create the output folder ({exc.strerror or exc})") from None
     real_path = _real_path(args.real)
     records = read_labelled(args.data)
     real = load_wm811k(real_path) if real_path else []
