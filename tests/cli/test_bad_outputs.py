@@ -17,12 +17,12 @@ def _one_line(err: str) -> bool:
 
 
 def test_synth_into_a_folder_is_one_line_and_leaves_no_part_file(tmp_path, capsys) -> None:
-    out = tmp_path / "runs"
+    out = tmp_path / "runs.wdm"
     out.mkdir()
     assert main(["synth", "--count", "2", "--out", str(out), "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert _one_line(err) and f"{out}: cannot write" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no runs.part left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.wdm"]  # no runs.wdm.part left behind
 
 
 def test_coco_outputs_into_a_folder_are_one_line_and_leave_no_part_file(tmp_path, capsys) -> None:
@@ -56,3 +56,18 @@ def test_an_output_the_system_refuses_is_one_line_naming_it(tmp_path, tiny_model
     assert main(["predict", str(wafers), "--out", str(out), "--model", str(tiny_model), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert _one_line(err) and "embeddings.npy.raw: Is a directory" in err
+
+
+def test_wdm_outputs_refuse_another_suffix(tmp_path, capsys) -> None:
+    """synth and coco import write a .wdm archive; named x.csv it used to be a zip posing as a CSV."""
+    assert main(["synth", "--count", "2", "--out", str(tmp_path / "x.csv"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "--out must name a .wdm file" in err
+    labels = write_wdm(tmp_path / "labels.wdm", list(generate(2, seed=7)))
+    assert main(["coco", "export", str(labels), "--out", str(tmp_path / "c.json")]) == 0
+    capsys.readouterr()
+    args = ["coco", "import", str(tmp_path / "c.json"), "--wafers", str(labels), "--out", str(tmp_path / "l.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "--out must name a .wdm file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "labels.wdm"]

@@ -121,6 +121,8 @@ def run_import(args: argparse.Namespace) -> int:
         return 0
     if not (args.wafers and args.out):
         raise WaferDeskError("local import needs --wafers WAFERS and --out LABELLED.wdm (or --server URL)")
+    if args.out.suffix.lower() != ".wdm":  # the file is a .wdm archive whatever its name says
+        raise WaferDeskError(f"--out must name a .wdm file, got {args.out}")
     return _import_local(args.coco, args.wafers, args.out)
 
 
