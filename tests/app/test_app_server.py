@@ -4,17 +4,20 @@ conflict dialog, review, and model sync (a sha mismatch refused). Real widgets, 
 
 from __future__ import annotations
 
+import socket
 import stat
+import time
 
 import keyring
 import numpy as np
 import pytest
 from keyring.backends import fail
 from live_server import PASSWORD, seed_queue, start_server
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from qtdrive import drag
 
 from waferdesk.client.api import ServerClient, ServerError, labels_from_payload
+from waferdesk.client.credentials import TokenStore
 from waferdesk.client.outbox import CONFLICT
 from waferdesk.client.server_session import ServerSession
 from waferdesk.core.taxonomy import IGNORE
@@ -91,7 +94,9 @@ def test_sign_in_dialog_keyring_fallback_and_roles(qtbot, live, make_window, no_
     assert "No OS keyring" in win.statusBar().currentMessage()
     # the kept token signs in again (next start) without the password
     win.sign_out(forget=False)
-    assert win.resume_last_session().username == "ann"
+    assert win.resume_last_session()  # in a worker thread: the window goes on meanwhile
+    qtbot.waitUntil(lambda: isinstance(win.session, ServerSession), timeout=WAIT)
+    assert win.session.username == "ann" and win.server_label.text() == f"ann (annotator) on {live.url}"
     # a viewer looks but cannot edit
     signed_in(win, live, "viewer")
     assert not win.actions["brush"].isEnabled() and not win.doc.editable
@@ -107,6 +112,33 @@ def test_sign_in_dialog_keyring_fallback_and_roles(qtbot, live, make_window, no_
     with pytest.raises(ServerError) as gone:
         ServerClient.resume(live.url, token)
     assert gone.value.status == 401
+
+
+def test_resuming_at_start_never_freezes_the_window_on_a_server_that_does_not_answer(qtbot, make_window) -> None:
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    store = TokenStore(use_keyring=False)
+    store.save(url, "ann", "a-kept-refresh-token")
+    win = make_window(token_store=store)
+    win.settings.setValue("server/url", url)
+    win.settings.setValue("server/user", "ann")
+    try:
+        t0 = time.monotonic()
+        assert win.resume_last_session()
+        assert time.monotonic() - t0 < 1.0  # was: up to 15 s in the GUI thread
+        assert f"connecting to {url}" in win.statusBar().currentMessage()
+        assert win.server_label.text() == f"connecting to {url}…"
+        ticks: list[int] = []
+        QTimer.singleShot(50, lambda: ticks.append(1))
+        qtbot.waitUntil(lambda: bool(ticks), timeout=2000)  # the event loop runs meanwhile
+        win.browser.search.setText("KNOWN")  # and the window takes input
+        assert win.browser.search.text() == "KNOWN" and not isinstance(win.session, ServerSession)
+    finally:
+        silent.close()  # the kernel resets the waiting connection: the resume fails
+    qtbot.waitUntil(lambda: f"not signed in to {url}" in win.statusBar().currentMessage(), timeout=WAIT)
+    assert win.server_label.text() == "local files" and not isinstance(win.session, ServerSession)
 
 
 def _on_screen_queue_entry(win):

@@ -480,6 +480,8 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         self.autosaver.flush()
         self.sign_out(forget=False)
         self.model_net.close(wait=False)
+        self._resuming = None
+        self.resume_net.close(wait=False)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.engine.stop()
         super().closeEvent(ev)

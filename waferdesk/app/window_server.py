@@ -44,6 +44,8 @@ class ServerCommands:
         self.queue: QueueController | None = None
         self.review: ReviewController | None = None
         self.model_net = NetRunner("wd-model", self)
+        self.resume_net = NetRunner("wd-resume", self)  # start-up sign-in with the kept token
+        self._resuming: object | None = None  # the resume in flight (a sign-in meanwhile wins)
         self.model_info: dict = {}
         self.signin_dialog: SignInDialog | None = None
         # the queue bar: shown in queue mode, above the map
@@ -100,10 +102,13 @@ class ServerCommands:
         dlg.open()
         return dlg
 
-    def connect_server(self, api: ServerClient, remember: bool = True, sync_model: bool = True) -> ServerSession:
+    def connect_server(
+        self, api: ServerClient, remember: bool = True, sync_model: bool = True, me: dict | None = None
+    ) -> ServerSession:
         """Use this signed-in client: role-shaped UI, queue or review, outbox, model sync."""
+        self._resuming = None  # this sign-in wins over a start-up resume still in flight
         self.sign_out(forget=False)
-        session = ServerSession(api)
+        session = ServerSession(api, me)
         self.settings.setValue("server/url", api.base_url)
         self.settings.setValue("server/user", session.username)
         if remember and api.refresh_token:
@@ -129,22 +134,48 @@ class ServerCommands:
         log.info("signed in: %s", session.description)
         return session
 
-    def resume_server(self, url: str, username: str) -> ServerSession | None:
-        """Sign in again with the kept refresh token (start-up); None when there is none or it expired."""
+    def resume_server(self, url: str, username: str) -> bool:
+        """Sign in again with the kept refresh token (start-up), in a worker thread: the window
+        stays responsive while the server is contacted. False when there is no kept token."""
         token = self.token_store.load(url, username)
         if not token:
-            return None
-        try:
-            api = ServerClient.resume(url, token, timeout=15.0)
-        except ServerError as exc:
-            self.statusBar().showMessage(f"not signed in to {url}: {exc}", 10000)
-            return None
-        return self.connect_server(api)
+            return False
+        attempt = self._resuming = object()
 
-    def resume_last_session(self) -> ServerSession | None:
-        """At start-up: sign in again to the last server with its kept token, if there is one."""
+        def resume() -> tuple[ServerClient, dict]:
+            api = ServerClient.resume(url, token, timeout=15.0)
+            try:
+                return api, api.me()
+            except BaseException:
+                api.close()
+                raise
+
+        def resumed(got: tuple[ServerClient, dict]) -> None:
+            api, me = got
+            if self._resuming is not attempt:  # signed in otherwise meanwhile, or the window closed
+                api.close()
+                return
+            self.statusBar().clearMessage()
+            self.connect_server(api, me=me)
+
+        def failed(exc: BaseException) -> None:
+            if self._resuming is not attempt:
+                return
+            self._resuming = None
+            self.apply_capabilities()
+            self.statusBar().showMessage(f"not signed in to {url}: {exc}", 10000)
+            log.warning("resuming %s as %s: %s", url, username, exc)
+
+        self.statusBar().showMessage(f"connecting to {url} as {username}…")
+        self.server_label.setText(f"connecting to {url}…")
+        self.resume_net.run(resume, resumed, failed)
+        return True
+
+    def resume_last_session(self) -> bool:
+        """At start-up: sign in again to the last server with its kept token, if there is one
+        (in the background; True when a resume was started)."""
         url, user = str(self.settings.value("server/url", "")), str(self.settings.value("server/user", ""))
-        return self.resume_server(url, user) if url and user else None
+        return self.resume_server(url, user) if url and user else False
 
     def sign_out(self, forget: bool = True) -> None:
         if isinstance(self.session, ServerSession) and forget:
