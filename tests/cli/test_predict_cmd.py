@@ -180,3 +180,15 @@ def test_a_rerun_without_rows_leaves_no_stale_embeddings(tiny_model, inputs, tmp
     capsys.readouterr()
     assert len(_read_csv(out / "summary.csv")) == 1  # the header only
     assert not (out / "embeddings.npy").exists()
+
+
+def test_an_unusable_cache_folder_only_turns_the_cache_off(tiny_model, inputs, tmp_path, capsys, monkeypatch) -> None:
+    """A cache folder that cannot be created (here: a file in its way) stopped the whole job."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    a, _, _ = inputs
+    out = tmp_path / "out"
+    assert main(["predict", str(a), "--out", str(out), "--model", str(tiny_model)]) == 0
+    assert "no prediction cache" in capsys.readouterr().err
+    assert len(_read_csv(out / "summary.csv")) == 4

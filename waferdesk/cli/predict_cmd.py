@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_cache:
         from platformdirs import user_cache_dir
 
-        cache = PredictionCache(directory=Path(user_cache_dir("waferdesk")) / "predictions")
+        try:
+            cache = PredictionCache(directory=Path(user_cache_dir("waferdesk")) / "predictions")
+        except OSError as exc:  # a cache that cannot be made is only slower, never an error
+            print(f"waferdesk predict: no prediction cache ({exc.filename}: {exc.strerror or exc})", file=sys.stderr)
+            cache = False
     seg = Segmenter(args.model, providers=args.provider, threads=args.threads, cache=cache, views=args.views)
     views = f", {seg.views} views averaged" if seg.views > 1 else ""
     print(
