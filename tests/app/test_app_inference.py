@@ -293,3 +293,39 @@ def test_a_model_that_arrives_after_none_was_available_can_be_run(qtbot, app_hom
     finally:
         win.close()
         store.close()
+
+
+def test_run_all_while_the_model_is_still_loading_runs_once_it_is_ready(
+    qtbot, app_home, wafer_file, tiny_model
+) -> None:
+    import threading
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.app.workers import default_segmenter_factory
+    from waferdesk.client.drafts import DraftStore
+
+    loaded = threading.Event()
+
+    def slow_factory(path, providers):  # a model that takes its time to load
+        loaded.wait(30)
+        return default_segmenter_factory(path, providers)
+
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=slow_factory, model_path=str(tiny_model), start_engine=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.actions["auto_run"].setChecked(False)
+        win.open_paths([wafer_file])
+        win.engine.start()
+        assert win.engine.available is None and win.actions["run_all"].isEnabled()
+        win.actions["run_all"].trigger()  # Ctrl+Shift+R before the model has loaded
+        assert "still loading" in win.statusBar().currentMessage()
+        loaded.set()
+        qtbot.waitUntil(lambda: all(e.prediction is not None for e in win.ws.entries), timeout=60000)
+        qtbot.waitUntil(lambda: win.progress is None, timeout=30000)
+        assert "model run finished" in win.statusBar().currentMessage()
+    finally:
+        loaded.set()
+        win.close()
+        store.close()

@@ -48,8 +48,9 @@ class ModelCommands:
         stale = e is not None and e.prediction is not None and e.prediction.provider != "server"
         if e is not None and (e.prediction is None or (stale and e.prediction.views != info.get("views", 1))):
             self.engine.request(e.key, e.wafer)  # the wafer on screen follows a change of views
-        if self.actions["auto_run"].isChecked():
-            self.run_all(quiet=True)
+        queued, self._run_all_queued = self._run_all_queued, False
+        if queued or self.actions["auto_run"].isChecked():
+            self.run_all(quiet=not queued)  # Run all asked for while the model was loading
 
     def preferred_views(self) -> int | None:
         """1 when the user asked for speed (Model > Fast), else None: the model card decides."""
@@ -67,6 +68,9 @@ class ModelCommands:
         self.model_label.setToolTip(why)
         for key in ("run_current", "run_all", "accept"):
             self.actions[key].setEnabled(False)
+        if self._run_all_queued:
+            self._run_all_queued = False
+            self.statusBar().showMessage("Run all: no model available", 8000)
         log.warning("no model: %s", why)
 
     def _model_result(self, key: str, result: ModelResult, _job: int) -> None:
@@ -94,6 +98,10 @@ class ModelCommands:
     def run_all(self, quiet: bool = False) -> int:
         """Run the model on every open wafer without a prediction (a folder job with progress)."""
         todo = [(e.key, e.wafer) for e in self.ws.entries if e.prediction is None]
+        if self.engine.available is None and not quiet:  # still loading: run once it is ready
+            self._run_all_queued = True
+            self.statusBar().showMessage("the model is still loading: Run all starts as soon as it is ready", 8000)
+            return 0
         if not todo or not self.engine.available:
             if not todo and not quiet:
                 self.statusBar().showMessage("every open wafer already has a prediction", 5000)
