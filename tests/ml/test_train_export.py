@@ -172,6 +172,24 @@ def test_steps_zero_is_refused_not_taken_as_the_default_length(tmp_path: Path, c
     assert not (tmp_path / "z").exists()
 
 
+def test_a_new_run_never_overwrites_an_existing_one(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Without --resume, a run directory holding a run used to be trained over: its config.json
+    at once and its checkpoints at the first save (hours of training lost to a forgotten flag)."""
+    import waferdesk.ml.train
+
+    def must_not_train(*_a, **_k):
+        raise AssertionError("a new run started over an existing one")
+
+    monkeypatch.setattr(waferdesk.ml.train, "train", must_not_train)
+    run = tmp_path / "r50"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"hours of training")
+    (run / "config.json").write_text("{}")
+    assert main(["train", "--run-dir", str(run), "--steps", "10"]) == 2
+    assert "already holds a training run; --resume continues it" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == b"hours of training" and (run / "config.json").read_text() == "{}"
+
+
 @pytest.mark.parametrize(
     ("device", "message"),
     [

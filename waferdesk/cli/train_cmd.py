@@ -91,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
         raise WaferDeskError(f"need 4 <= --min-size <= --max-size <= 1000, got {args.min_size}..{args.max_size}")
+    if not args.resume and any((args.run_dir / name).exists() for name in ("last.pt", "best.pt")):
+        raise WaferDeskError(  # a fresh run would overwrite that run's config and checkpoints
+            f"{args.run_dir}: already holds a training run; --resume continues it, or choose a new --run-dir"
+        )
     if args.real is not None and not args.real.is_file():
         raise WaferDeskError(f"{args.real}: real-data file not found")
     cfg = TrainConfig(
