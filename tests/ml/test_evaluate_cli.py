@@ -128,6 +128,20 @@ def test_evaluate_refuses_an_out_folder_it_cannot_create_before_evaluating(
     assert f"--out {data}: cannot create the output folder" in err and "Traceback" not in err
 
 
+def test_evaluate_refuses_a_negative_limit(tiny_model: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """--limit -1 used to mean "all" (the help says 0 is all), starting the full evaluation."""
+    import waferdesk.ml.evaluate
+
+    def must_not_run(*_a, **_k):
+        raise AssertionError("evaluated with a negative --limit")
+
+    monkeypatch.setattr(waferdesk.ml.evaluate, "evaluate_sets", must_not_run)
+    data, _ = _test_file(tmp_path, 2)
+    args = ["evaluate", "--model", str(tiny_model), "--data", str(data), "--real", "none", "--limit", "-1"]
+    assert main(args) == 2
+    assert "--limit must be 0 (all) or a positive count, got -1" in capsys.readouterr().err
+
+
 def test_evaluate_runs_the_views_the_card_asks_for_unless_told(tmp_path: Path, capsys) -> None:
     from model_fixtures import make_tiny_model
 

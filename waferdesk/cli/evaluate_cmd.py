@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise WaferDeskError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.limit < 0:  # read as "all" before: a typo started the full (many-minute) evaluation
+        raise WaferDeskError(f"--limit must be 0 (all) or a positive count, got {args.limit}")
     if args.record is not None and not args.record.isidentifier():
         raise WaferDeskError(f"--record: {args.record!r} is not a valid key (letters, digits, _)")
     model = args.model or default_model_path()
