@@ -364,3 +364,71 @@ def test_reviewing_a_wafer_also_open_from_a_local_file_leaves_the_local_one_alon
     same = next(e for e, _ in local if e.wafer.content_hash() == reviewed.wafer.content_hash())
     win.browser.select(same)
     assert win.doc.current is same and win.doc.editable
+
+
+def test_save_and_exports_write_the_opened_files_wafers_not_the_servers_rows(
+    qtbot, live, make_window, tmp_path, wafer_file
+) -> None:
+    import csv
+
+    from pycocotools.coco import COCO
+
+    from waferdesk.app.model.workspace import Workspace
+    from waferdesk.core.formats import read_wdm, write_wdm
+    from waferdesk.core.records import WaferRecord
+
+    seed_queue(live, tmp_path, n=4, batch=3)
+    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
+        item = ann.claim_next()["item"]
+        pre = ann.prediction_labels(item["prediction_id"])
+        ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
+    win = make_window()
+    win.open_paths([wafer_file])
+    signed_in(win, live, "eng")
+    win.queue.prefetch_enabled = False
+    # a review row (read-only, the annotator's labels) ...
+    win.actions["review"].trigger()
+    qtbot.waitUntil(lambda: win.review_panel.table.rowCount() == 1, timeout=WAIT)
+    win.review_panel.table.setCurrentCell(0, 0)
+    qtbot.waitUntil(lambda: win.doc.current is not None and win.doc.current.read_only, timeout=WAIT)
+    reviewed = win.doc.current
+    # ... and the same wafer from a local file, relabelled here
+    twin_file = write_wdm(tmp_path / "twin.wdm", [WaferRecord(reviewed.wafer, None)])
+    win.open_paths([twin_file])
+    twin = win.ws.entries[-1]
+    assert twin is not reviewed and twin.wafer.content_hash() == reviewed.wafer.content_hash()
+    win.browser.select(twin)
+    mine = np.where(twin.wafer.dies == FAIL, 7, IGNORE).astype(np.uint8)
+    assert not np.array_equal(mine, reviewed.labels)
+    win.doc.replace_labels(twin, mine, "test labels")
+    # ... and a queue row
+    win.actions["claim_next"].trigger()
+    qtbot.waitUntil(lambda: _on_screen_queue_entry(win) is not None, timeout=WAIT)
+    local = [e for e in win.ws.entries if e.source in (wafer_file, twin_file)]
+    assert len(local) == 5 and len(win.ws) == 7
+
+    saved = win.save_labels(tmp_path / "out.wdm")
+    assert "2 queue or review wafers from the server left out" in win.statusBar().currentMessage()
+    recs = read_wdm(saved)
+    assert [r.wafer.content_hash() for r in recs] == [e.wafer.content_hash() for e in local]  # each once
+    assert np.array_equal(recs[-1].mask.labels, mine)
+    reopened = Workspace()
+    reopened.load([saved])
+    assert np.array_equal(reopened.entries[-1].labels, mine)  # my labels, not the review's
+
+    out = win.export_csv(tmp_path / "results.csv")
+    assert "left out" in win.statusBar().currentMessage()
+    rows = list(csv.DictReader(out.open()))
+    assert [r["source"] for r in rows] == [str(e.source) for e in local]
+    coco_path = win.export_coco(tmp_path / "labels.json")
+    assert "left out" in win.statusBar().currentMessage()
+    assert len(COCO(str(coco_path)).getImgIds()) == sum(e.has_labels() for e in local)
+    # with only server rows open there is nothing to write, and it says so
+    only_server = make_window()
+    signed_in(only_server, live, "eng")
+    only_server.actions["claim_next"].trigger()
+    qtbot.waitUntil(lambda: _on_screen_queue_entry(only_server) is not None, timeout=WAIT)
+    assert only_server.save_labels(tmp_path / "nothing.wdm") is None
+    assert "nothing to save" in only_server.statusBar().currentMessage()
+    assert only_server.export_csv(tmp_path / "nothing.csv") is None
+    assert not (tmp_path / "nothing.wdm").exists() and not (tmp_path / "nothing.csv").exists()

@@ -80,9 +80,30 @@ class FileCommands:
             self.open_paths(paths)
 
     # -- saving and export -------------------------------------------------------------------
+    def _file_entries(self, what: str) -> tuple[list, str] | None:
+        """The opened files' wafers that Save and the exports write, and the note on the server
+        rows (queue, review) left out: their labels go to the server, and a review row is a
+        second copy of a wafer that may be open from a file too. None (said) when only server
+        rows are open."""
+        entries = self.ws.file_entries()
+        left = len(self.ws) - len(entries)
+        if left and not entries:
+            self.statusBar().showMessage(
+                f"nothing to {what}: the open wafers are queue or review wafers, whose labels go to the server",
+                8000,
+            )
+            return None
+        note = f" ({left} queue or review wafer{'s' if left != 1 else ''} from the server left out)" if left else ""
+        return entries, note
+
     def save_labels(self, path: str | Path | None = None, ask: bool = False) -> Path | None:
-        """Write every open wafer (labelled ones with their masks) to a .wdm labels file."""
+        """Write the opened files' wafers (labelled ones with their masks) to a .wdm labels file;
+        queue and review wafers are left out (their labels go to the server)."""
         self.autosaver.flush()
+        chosen_entries = self._file_entries("save")
+        if chosen_entries is None:
+            return None
+        entries, note = chosen_entries
         if path is None:
             if self.save_path is None or ask:
                 default = self.save_path or self._default_save_path()
@@ -99,21 +120,22 @@ class FileCommands:
             self.statusBar().showMessage(f"{target.name} is an opened source file; choose another name", 8000)
             return None
         try:
-            exporting.write_labels_wdm(target, self.ws.entries)
+            exporting.write_labels_wdm(target, entries)
         except (WaferDeskError, OSError) as exc:
             QMessageBox.warning(self, "Save failed", str(exc))
             return None
         self.save_path = target
-        for e in self.ws.entries:
+        for e in entries:
             if e.is_edited():
                 self.autosaver.save_entry(e, SAVED)
         self._show_draft_state()
-        self.statusBar().showMessage(f"saved labels of {len(self.ws)} wafers to {target}", 8000)
+        self.statusBar().showMessage(f"saved labels of {len(entries)} wafers to {target}{note}", 8000)
         return target
 
     def _default_save_path(self) -> Path:
-        if self.ws.entries:
-            src = self.ws.entries[0].source
+        entries = self.ws.file_entries()
+        if entries:
+            src = entries[0].source
             return src.with_name(src.stem + "-labels.wdm")
         return Path.home() / "labels.wdm"
 
@@ -137,25 +159,33 @@ class FileCommands:
         return out
 
     def export_csv(self, path: str | Path | None = None) -> Path | None:
+        chosen_entries = self._file_entries("export")
+        if chosen_entries is None:
+            return None
+        entries, note = chosen_entries
         path = path or self._ask_path("Export results as CSV", "-results.csv", "CSV (*.csv)")
         if path is None:
             return None
         try:
-            out = exporting.write_results_csv(path, self.ws.entries)
+            out = exporting.write_results_csv(path, entries)
         except (WaferDeskError, OSError) as exc:
             return self._export_failed(exc)
-        self.statusBar().showMessage(f"wrote results of {len(self.ws)} wafers to {out}", 6000)
+        self.statusBar().showMessage(f"wrote results of {len(entries)} wafers to {out}{note}", 6000)
         return out
 
     def export_coco(self, path: str | Path | None = None) -> Path | None:
+        chosen_entries = self._file_entries("export")
+        if chosen_entries is None:
+            return None
+        entries, note = chosen_entries
         path = path or self._ask_path("Export labels as COCO", "-coco.json", "COCO JSON (*.json)")
         if path is None:
             return None
         try:
-            out, n = exporting.write_labels_coco(path, self.ws.entries)
+            out, n = exporting.write_labels_coco(path, entries)
         except (WaferDeskError, OSError) as exc:
             return self._export_failed(exc)
-        self.statusBar().showMessage(f"wrote COCO labels of {n} wafers to {out}", 6000)
+        self.statusBar().showMessage(f"wrote COCO labels of {n} wafers to {out}{note}", 6000)
         return out
 
     def _export_failed(self, exc: Exception) -> None:

@@ -52,6 +52,7 @@ class WaferEntry:
     remote: str = ""  # server work: "in queue", "submitted", "skipped", "review" ("" = a local file)
     sync: str = ""  # outbox state of its submission: pending, synced, failed, conflict
     read_only: bool = False  # shown, not edited (a review)
+    from_server: bool = False  # a queue or review row (not a local file's wafer): its labels go to the server
 
     def __post_init__(self) -> None:
         if self.labels is None:
@@ -176,6 +177,7 @@ class Workspace:
             return have
         if self.drafts is not None:
             self._restore(entry)  # nothing happens without a draft of this wafer
+        entry.from_server = True
         self.entries.append(entry)
         self._by_key[entry.key] = entry
         return entry
@@ -187,6 +189,10 @@ class Workspace:
         entry.labels = draft.labels
         entry.status = Status.SAVED if draft.status == "saved" else Status.DRAFT
         return draft.status != "saved"
+
+    def file_entries(self) -> list[WaferEntry]:
+        """The wafers of opened files (what Save and the exports write), without server rows."""
+        return [e for e in self.entries if not e.from_server]
 
     def lots(self) -> OrderedDict[str, list[WaferEntry]]:
         out: OrderedDict[str, list[WaferEntry]] = OrderedDict()
