@@ -71,3 +71,13 @@ def test_lot_filter_and_errors(files, capsys) -> None:
     assert "needs --wafers" in capsys.readouterr().err
     assert main(["coco", "export", "--out", str(tmp / "s.json"), "--server", "http://127.0.0.1:9"]) == 2
     assert "WAFERDESK_TOKEN" in capsys.readouterr().err
+
+
+def test_a_malformed_server_url_is_one_line(files, capsys, monkeypatch) -> None:
+    """httpx.InvalidURL (not an httpx.HTTPError) used to end in a traceback with exit 1."""
+    tmp, _recs, _labelled, _bare = files
+    monkeypatch.setenv("WAFERDESK_TOKEN", "t")
+    assert main(["coco", "export", "--server", "http://[::1", "--out", str(tmp / "s.json")]) == 2
+    err = capsys.readouterr().err
+    assert "http://[::1: not a server URL" in err and "Traceback" not in err
+    assert not (tmp / "s.json").exists()

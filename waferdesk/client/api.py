@@ -84,7 +84,10 @@ class ServerClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout, self.transport = timeout, transport
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        try:
+            self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        except httpx.InvalidURL as exc:  # not an HTTPError: it escaped every caller as a traceback
+            raise ServerError(0, "bad_url", f"{base_url}: not a server URL ({exc})") from None
         self.tokens = tokens or Tokens(token)
         if self.tokens.access:
             self.http.headers["Authorization"] = f"Bearer {self.tokens.access}"
