@@ -81,3 +81,40 @@ def test_a_malformed_server_url_is_one_line(files, capsys, monkeypatch) -> None:
     err = capsys.readouterr().err
     assert "http://[::1: not a server URL" in err and "Traceback" not in err
     assert not (tmp / "s.json").exists()
+
+
+def test_a_server_that_is_not_waferdesk_is_one_line(files, capsys, monkeypatch) -> None:
+    """A proxy's HTML page used to end in a JSONDecodeError traceback (200) or a multi-line
+    error holding the page (an error status)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = b"<html>\n<body>\nplease sign in\n</body>\n</html>\n"
+            self.send_response(502 if self.path == "/auth/login" else 200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    tmp = files[0]
+    try:
+        monkeypatch.setenv("WAFERDESK_TOKEN", "t")
+        assert main(["coco", "export", "--server", url, "--out", str(tmp / "s.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "/annotations/export: the answer is not JSON" in err, err
+        monkeypatch.setenv("WAFERDESK_PASSWORD", "p")
+        assert main(["coco", "export", "--server", url, "--user", "eng", "--out", str(tmp / "s.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "please sign in" in err and "HTTP 502" in err, err
+    finally:
+        httpd.shutdown()
+    assert not (tmp / "s.json").exists()

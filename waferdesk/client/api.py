@@ -174,7 +174,12 @@ class ServerClient:
             raise _error(r)
         if r.status_code == 204 or not r.content:
             return None
-        return r.json()
+        try:
+            return r.json()
+        except ValueError:  # a proxy's login page, another web server: not a WaferDesk answer
+            raise ServerError(
+                r.status_code, "not_json", f"{r.request.url}: the answer is not JSON (is this a WaferDesk server?)"
+            ) from None
 
     def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
@@ -367,6 +372,6 @@ def _error(r: httpx.Response) -> ServerError:
         err = r.json()["error"]
         code, message, details, rid = err["code"], err["message"], err.get("details"), err.get("request_id")
     except (ValueError, KeyError, TypeError):
-        code, message, details, rid = "http_error", r.text[:200] or r.reason_phrase, None, None
+        code, message, details, rid = "http_error", " ".join(r.text.split())[:200] or r.reason_phrase, None, None
     cls = VersionConflictError if r.status_code == 409 and code == "version_conflict" else ServerError
     return cls(r.status_code, code, message, details, rid)
