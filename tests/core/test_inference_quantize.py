@@ -54,6 +54,36 @@ def test_quantize_refuses_and_deletes_a_disagreeing_copy(tmp_path, capsys) -> No
     assert not out.exists() and not card_path_for(out).exists()
 
 
+def test_a_refused_copy_leaves_an_earlier_file_at_out_untouched(tmp_path, capsys) -> None:
+    """The copy was written onto OUT and then deleted: a refusal destroyed what OUT held before."""
+    src = make_tiny_model(tmp_path, kind="fragile")
+    out = tmp_path / "int8.onnx"
+    out.write_bytes(b"yesterday's kept int8 model")
+    card_path_for(out).write_text('{"its": "card"}')
+    rc = main(["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "4", "--check", "8"])
+    assert rc == 2 and "not kept" in capsys.readouterr().err
+    assert out.read_bytes() == b"yesterday's kept int8 model"
+    assert card_path_for(out).read_text() == '{"its": "card"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["int8.onnx", "int8.card.json", src.name, card_path_for(src).name]
+    )
+
+
+def test_an_interrupted_check_leaves_no_unchecked_model_at_out(tmp_path, capsys, monkeypatch) -> None:
+    """Ctrl-C during the agreement check left the unchecked int8 copy and its card at OUT."""
+    import waferdesk.core.inference.quantize as quantize
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quantize, "argmax_agreement", interrupted)
+    src = make_tiny_model(tmp_path, kind="robust")
+    out = tmp_path / "q" / "int8.onnx"
+    rc = main(["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "4", "--check", "8"])
+    assert rc == 130 and "interrupted" in capsys.readouterr().err
+    assert not list(out.parent.iterdir())
+
+
 def test_refusal_report_and_threshold(tmp_path) -> None:
     src = make_tiny_model(tmp_path)
     with pytest.raises(QuantizationRefusedError) as info:

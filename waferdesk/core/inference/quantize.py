@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -202,11 +203,11 @@ def quantize_model(
 ) -> QuantizeReport:
     """Write an int8 copy of ``model_path`` (and its card) to ``out_path`` if it agrees enough.
 
-    Raises :class:`QuantizationRefusedError` (after deleting the file) when the argmax agreement on
-    the failing dies of ``check`` synthetic wafers is below ``min_agreement``.
+    Raises :class:`QuantizationRefusedError` (after deleting the copy) when the argmax agreement on
+    the failing dies of ``check`` synthetic wafers is below ``min_agreement``. The copy is made and
+    checked as ``<stem>.part.onnx`` beside ``out_path`` and moved there only when kept, so a refused,
+    failed or interrupted run leaves whatever ``out_path`` held before untouched.
     """
-    from .segmenter import Segmenter
-
     onnx, q = _require_quantization()
     t0 = time.perf_counter()
     src, out = Path(model_path), Path(out_path)
@@ -215,9 +216,40 @@ def quantize_model(
     if out.resolve() == src.resolve():
         raise ModelError(f"{out}: the int8 copy must not overwrite its parent model")
     card = load_model_card(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written and checked beside OUT under another name, moved onto OUT only once kept: a refused,
+    # failed or interrupted run neither leaves an unchecked model at OUT nor deletes what was there
+    stage = out.with_name(f"{out.stem}.part{out.suffix}")
+    try:
+        return _quantize_staged(
+            onnx, q, src, card, out, stage, calib, check, min_agreement, per_channel, reduce_range, keep_outputs_float,
+            threads, on_progress, t0,
+        )  # fmt: skip
+    finally:
+        _remove(stage)
+
+
+def _quantize_staged(
+    onnx: Any,
+    q: Any,
+    src: Path,
+    card: ModelCard,
+    out: Path,
+    stage: Path,
+    calib: int,
+    check: int,
+    min_agreement: float,
+    per_channel: bool,
+    reduce_range: bool,
+    keep_outputs_float: bool,
+    threads: int | None,
+    on_progress: Callable[[str], None] | None,
+    t0: float,
+) -> QuantizeReport:
+    from .segmenter import Segmenter
+
     calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
     say = on_progress or (lambda _msg: None)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="waferdesk-quant-") as tmp:
         model = onnx.load(str(src))
         if any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
@@ -244,7 +276,7 @@ def quantize_model(
         say(f"calibrating on {calib} synthetic wafers")
         q.quantize_static(
             str(prepared),
-            str(out),
+            str(stage),
             _Reader(synthetic_wafers(calib, CALIB_SEED), input_name, tick),
             quant_format=q.QuantFormat.QDQ,
             per_channel=per_channel,
@@ -255,16 +287,12 @@ def quantize_model(
             calibrate_method=q.CalibrationMethod.MinMax,
             extra_options={"CalibStridedMinMax": CALIB_STRIDE},
         )
-    q_card = _int8_card(card, out, calib, per_channel, reduce_range, exclude)
-    q_card.save(card_path_for(out))
+    q_card = _int8_card(card, stage, calib, per_channel, reduce_range, exclude)
+    q_card.save(card_path_for(stage))
     say(f"checking argmax agreement on {check} synthetic wafers")
-    try:
-        original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
-        candidate = Segmenter(out, providers="cpu", threads=threads, cache=False, warmup=False)
-        agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
-    except Exception:
-        _remove(out)
-        raise
+    original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
+    candidate = Segmenter(stage, providers="cpu", threads=threads, cache=False, warmup=False)
+    agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
     report = QuantizeReport(
         path=out,
         agreement=agreement,
@@ -274,11 +302,10 @@ def quantize_model(
         min_agreement=min_agreement,
         kept=agreement >= min_agreement,
         seconds=time.perf_counter() - t0,
-        size_bytes=out.stat().st_size,
+        size_bytes=stage.stat().st_size,
         parent_size_bytes=src.stat().st_size,
     )
-    if not report.kept:
-        _remove(out)
+    if not report.kept:  # the staged copy is removed by the caller; OUT was never touched
         report.path = None
         raise QuantizationRefusedError(
             f"{out}: int8 copy agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
@@ -293,7 +320,9 @@ def quantize_model(
         "min_agreement": min_agreement,
     }
     q_card.metrics = {"argmax_agreement_with_parent": round(agreement, 6)}
-    q_card.save(card_path_for(out))
+    q_card.save(card_path_for(stage))
+    os.replace(stage, out)
+    os.replace(card_path_for(stage), card_path_for(out))
     return report
 
 
