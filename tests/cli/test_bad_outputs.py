@@ -71,3 +71,16 @@ def test_wdm_outputs_refuse_another_suffix(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert _one_line(err) and "--out must name a .wdm file" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "labels.wdm"]
+
+
+def test_negative_seeds_are_one_line(tmp_path, capsys) -> None:
+    """numpy refuses negative seeds with a ValueError that ended in a traceback (exit 1)."""
+    real = write_wm811k_npz(tmp_path / "real.npz", [WaferMap(np.ones((10, 12), np.uint8), label="none")])
+    for args in (
+        ["synth", "--count", "2", "--seed", "-1", "--out", str(tmp_path / "s.wdm"), "--workers", "1"],
+        ["realism", "--real", str(real), "--out", str(tmp_path / "r.png"), "--seed", "-3"],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert _one_line(err) and "--seed must be 0 or more, got -" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.npz"]

@@ -110,6 +110,8 @@ def test_al_sim_on_cuda_without_a_gpu_says_so(capsys) -> None:
         (["--rounds", "0"], "--rounds must be at least 1"),
         (["--encoder", "resnet999"], "--encoder 'resnet999'"),
         (["--test-seed", "505"], "--pool-seed and --test-seed must differ"),
+        (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+        (["--pool-seed", "-5"], "--pool-seed must be 0 or more, got -5"),
         (["--device", "gpu0"], "--device 'gpu0': not a device"),
         (["--device", "meta"], "--device 'meta': WaferDesk trains on auto, cpu, cuda or cuda:N"),
     ],

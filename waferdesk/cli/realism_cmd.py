@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.render import save_png
     from .progress import bar
 
+    if args.seed < 0:  # numpy's generators take no negative seed
+        raise WaferDeskError(f"--seed must be 0 or more, got {args.seed}")
     if not 1 <= args.per_label <= 50:
         raise WaferDeskError(f"--per-label must be 1..50, got {args.per_label}")
     if not 16 <= args.tile <= 512:

@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(
             f"--ckpt-every must be positive and --data-workers 0 or more, got {args.ckpt_every} and {args.data_workers}"
         )
+    if args.seed < 0 or args.val_seed < 0:  # numpy's generators take no negative seed
+        raise WaferDeskError(f"--seed and --val-seed must be 0 or more, got {args.seed} and {args.val_seed}")
     if args.threads < 0:
         raise WaferDeskError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}")
     if not 4 <= args.min_size <= args.max_size <= 1000:

@@ -75,6 +75,9 @@ class SimConfig:
             raise WaferDeskError(f"--tta must be 0..8 symmetries, got {self.tta}")
         if self.score in TTA_KEYS and self.tta < 2:
             raise WaferDeskError(f"--score {self.score} needs --tta 2..8 (test-time symmetries), got {self.tta}")
+        for name in ("seed", "pool_seed", "test_seed"):  # numpy's generators take no negative seed
+            if getattr(self, name) < 0:
+                raise WaferDeskError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.pool_seed == self.test_seed:
             raise WaferDeskError(f"--pool-seed and --test-seed must differ (both {self.pool_seed})")
         if not self.lr > 0:
