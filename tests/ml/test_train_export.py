@@ -140,6 +140,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:
         (["--minutes", "5", "--schedule", "onecycle"], "--minutes needs the cosine schedule"),
         (["--data-workers", "-1"], "--data-workers 0 or more, got 50 and -1"),
         (["--seed", "-1"], "--seed and --val-seed must be 0 or more, got -1 and 202"),
+        (["--eval-every", "0"], "--eval-every must be at least 1 step, got 0"),
     ):
         assert main(["train", "--run-dir", str(tmp_path / "m"), *bad]) == 2
         assert message in capsys.readouterr().err

@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(
             f"--ckpt-every must be positive and --data-workers 0 or more, got {args.ckpt_every} and {args.data_workers}"
         )
+    if args.eval_every < 1:  # every step % eval_every: 0 failed with ZeroDivisionError after the first step
+        raise WaferDeskError(f"--eval-every must be at least 1 step, got {args.eval_every}")
     if args.seed < 0 or args.val_seed < 0:  # numpy's generators take no negative seed
         raise WaferDeskError(f"--seed and --val-seed must be 0 or more, got {args.seed} and {args.val_seed}")
     if args.threads < 0:
