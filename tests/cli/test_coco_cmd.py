@@ -118,3 +118,19 @@ def test_a_server_that_is_not_waferdesk_is_one_line(files, capsys, monkeypatch) 
     finally:
         httpd.shutdown()
     assert not (tmp / "s.json").exists()
+
+
+def test_user_without_a_password_in_a_script_is_one_line(files, capsys, monkeypatch) -> None:
+    """getpass raises EOFError when there is no terminal and stdin is empty (a cron job): a traceback."""
+    from waferdesk.cli import coco_cmd
+
+    def no_terminal(_prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.delenv("WAFERDESK_PASSWORD", raising=False)
+    monkeypatch.setattr(coco_cmd.getpass, "getpass", no_terminal)
+    tmp = files[0]
+    args = ["coco", "export", "--server", "http://127.0.0.1:9", "--user", "eng", "--out", str(tmp / "s.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--user eng: no password; set WAFERDESK_PASSWORD" in err

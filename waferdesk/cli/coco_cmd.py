@@ -68,7 +68,14 @@ def connect(args: argparse.Namespace):
 
     token = os.environ.get("WAFERDESK_TOKEN")
     if args.user:
-        password = os.environ.get("WAFERDESK_PASSWORD") or getpass.getpass(f"password for {args.user}@{args.server}: ")
+        try:
+            password = os.environ.get("WAFERDESK_PASSWORD") or getpass.getpass(
+                f"password for {args.user}@{args.server}: "
+            )
+        except EOFError:  # a script: no terminal to ask on and nothing on stdin
+            raise WaferDeskError(
+                f"--user {args.user}: no password; set WAFERDESK_PASSWORD (there is no terminal to ask on)"
+            ) from None
         return ServerClient.login(args.server, args.user, password)
     if token:
         return ServerClient(args.server, token)
