@@ -79,7 +79,7 @@ def test_a_malformed_server_url_is_one_line(files, capsys, monkeypatch) -> None:
     monkeypatch.setenv("WAFERDESK_TOKEN", "t")
     assert main(["coco", "export", "--server", "http://[::1", "--out", str(tmp / "s.json")]) == 2
     err = capsys.readouterr().err
-    assert "http://[::1: not a server URL" in err and "Traceback" not in err
+    assert "--server http://[::1: not a valid URL" in err and "Traceback" not in err
     assert not (tmp / "s.json").exists()
 
 
@@ -110,11 +110,12 @@ def test_a_server_that_is_not_waferdesk_is_one_line(files, capsys, monkeypatch) 
         monkeypatch.setenv("WAFERDESK_TOKEN", "t")
         assert main(["coco", "export", "--server", url, "--out", str(tmp / "s.json")]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "/annotations/export: the answer is not JSON" in err, err
+        assert err.count("\n") == 1 and "the answer is not JSON; no WaferDesk server answers there" in err, err
         monkeypatch.setenv("WAFERDESK_PASSWORD", "p")
         assert main(["coco", "export", "--server", url, "--user", "eng", "--out", str(tmp / "s.json")]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "please sign in" in err and "HTTP 502" in err, err
+        assert err.count("\n") == 1 and "no WaferDesk server answers there (HTTP 502: " in err, err
+        assert "please sign in" in err
     finally:
         httpd.shutdown()
     assert not (tmp / "s.json").exists()

@@ -10,8 +10,11 @@ a wafer file and writes a ``.wdm``. With ``--server URL`` both talk to a WaferDe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.errors import WaferDeskError
@@ -60,6 +63,31 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="server: sign in as this user (else the token in WAFERDESK_TOKEN)")
 
 
+@contextlib.contextmanager
+def server_errors(url: str) -> Iterator[None]:
+    """What a URL that is no WaferDesk server causes, as one line: a malformed URL (httpx.InvalidURL),
+    a 2xx answer that is not JSON (a proxy's page), an error page without WaferDesk's JSON error."""
+    from .main import require_extra
+
+    require_extra("httpx", "app")
+    import httpx
+
+    from ..client.api import ServerError
+
+    try:
+        yield
+    except httpx.InvalidURL as exc:
+        raise WaferDeskError(f"--server {url}: not a valid URL ({exc})") from None
+    except json.JSONDecodeError:
+        raise WaferDeskError(f"--server {url}: the answer is not JSON; no WaferDesk server answers there") from None
+    except ServerError as exc:
+        if exc.code != "http_error":  # WaferDesk's own error: its message says what is wrong
+            raise
+        raise WaferDeskError(
+            f"--server {url}: no WaferDesk server answers there (HTTP {exc.status}: {exc.message})"
+        ) from None
+
+
 def connect(args: argparse.Namespace):
     from .main import require_extra
 
@@ -91,7 +119,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.server:
         if args.labels is not None:
             raise WaferDeskError("give a labels file or --server, not both")
-        with connect(args) as api:
+        with server_errors(args.server), connect(args) as api:
             doc = api.export_coco(
                 status=args.status, lot=args.lot, round=args.round, date_from=args.date_from, date_to=args.date_to
             )
@@ -119,7 +147,7 @@ def run_import(args: argparse.Namespace) -> int:
     if args.server:
         if args.wafers or args.out:
             raise WaferDeskError("--wafers/--out import into a local file; with --server the server's wafers are used")
-        with connect(args) as api:
+        with server_errors(args.server), connect(args) as api:
             res = api.import_coco(args.coco.read_bytes(), status=args.status, name=args.coco.name)
         print(
             f"imported {args.coco} as {args.status}: {res['created']} created, {res['updated']} updated, "
