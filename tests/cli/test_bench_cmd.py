@@ -60,3 +60,17 @@ def test_bench_uses_a_torch_baseline_when_one_is_given(tiny_model) -> None:
 def test_bench_rejects_bad_sizes(tiny_model, capsys) -> None:
     assert main(["bench", "--model", str(tiny_model), "--sizes", "a,b"]) == 2
     assert "--sizes" in capsys.readouterr().err
+
+
+def test_unusable_torch_weights_are_not_measured_instead_of_failing(tiny_model, tmp_path, capsys) -> None:
+    """--weights that cannot be loaded stopped the bench (a traceback for a file that is not a
+    torch pickle, exit 2 for a card of another architecture) after the ONNX runs were measured."""
+    pytest.importorskip("torch")
+    bad = tmp_path / "notes.pt"
+    bad.write_text("# hello")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(tiny_model), "--sizes", "16", "--runs", "1", "--no-int8", "--weights", str(bad)]
+    assert main([*args, "--json", str(out)]) == 0
+    reason = json.loads(out.read_text())["not_measured"]["pytorch eager"]
+    assert f"cannot use {bad} as PyTorch weights" in reason
+    assert "pytorch eager: not measured" in capsys.readouterr().out

@@ -115,6 +115,17 @@ def test_bench_builds_its_eager_baseline_from_the_onnx_file(tiny_onnx: Path, tmp
     assert [r["variant"] for r in rep["results"]] == ["onnxruntime fp32", "pytorch eager"]
 
 
+def test_bench_with_weights_that_are_no_torch_file_reports_not_measured(tiny_onnx: Path, tmp_path: Path) -> None:
+    """A U-Net card with --weights that are not a torch pickle: torch.load's UnpicklingError was a traceback."""
+    bad = tmp_path / "notes.pt"
+    bad.write_text("# hello")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(tiny_onnx), "--sizes", "16", "--runs", "1", "--no-int8", "--weights", str(bad)]
+    assert main([*args, "--json", str(out)]) == 0
+    reason = json.loads(out.read_text())["not_measured"]["pytorch eager"]
+    assert f"cannot use {bad} as PyTorch weights (UnpicklingError" in reason
+
+
 def test_a_bad_init_from_is_one_line_and_writes_nothing(tiny_onnx: Path, tmp_path: Path, capsys) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not protobuf")

@@ -50,7 +50,10 @@ def torch_factory(weights: Path | None):
         candidates = [weights] if weights else [model_path.with_suffix(s) for s in WEIGHT_SUFFIXES]
         found = next((c for c in candidates if c and c.is_file()), None)
         if found is not None:
-            module = build_from_card(card, found).eval()
+            try:
+                module = build_from_card(card, found).eval()
+            except Exception as exc:  # not a torch file, weights of another network, a card of another kind
+                return None, f"cannot use {found} as PyTorch weights ({type(exc).__name__}: {exc})"
         elif weights is not None:
             return None, f"no PyTorch weights at {weights}"
         else:  # the network rebuilt from the ONNX file's own weights (BatchNorm un-fused)
