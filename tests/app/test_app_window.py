@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import known_dies  # tests/app/conftest.py: imported at collection, before other conftests
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -85,8 +86,6 @@ def test_waferdesk_app_command_starts_the_window(tmp_path, wafer_file) -> None:
 
 def test_the_review_panels_model_picture_follows_the_colour_blind_palette(window) -> None:
     from types import SimpleNamespace
-
-    from conftest import known_dies
 
     from waferdesk.core.wafer import FAIL, WaferMap
 
