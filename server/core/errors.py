@@ -66,6 +66,13 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
+class GoneError(ApiError):
+    """The thing existed and was deleted since (e.g. a replayed create of a deleted annotation)."""
+
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLargeError(ApiError):
     status = 413
     code = "payload_too_large"

@@ -29,7 +29,7 @@ from waferdesk.core.errors import ValidationError
 from waferdesk.core.taxonomy import default_taxonomy
 from waferdesk.core.wafer import LabelMask, WaferMap
 
-from ..core.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from ..core.errors import ConflictError, ForbiddenError, GoneError, NotFoundError, UnprocessableError
 from ..core.permissions import Permission, allows
 from ..db.base import utcnow
 from ..db.models import Annotation, Prediction, User, Wafer
@@ -205,6 +205,20 @@ def by_client_key(session: Session, user: User, client_key: str | None) -> Annot
     )
 
 
+def _replay(done: Annotation) -> Annotation:
+    """The annotation a repeated client key made, unless it has been deleted since: then a 410
+    ``annotation_deleted`` (deleted annotations appear in no answer), so a desktop outbox that
+    replays after a lost answer stops retrying, tells the user, and never makes it again."""
+    if done.deleted_at is not None:
+        raise GoneError(
+            f"annotation {done.id} (wafer {done.wafer_id}), which this client_key created, has been deleted "
+            "since; it is not made again: start a new annotation of the wafer to label it again",
+            code="annotation_deleted",
+            details={"annotation_id": done.id, "wafer_id": done.wafer_id, "deleted_at": done.deleted_at.isoformat()},
+        )
+    return done
+
+
 # -- changes ---------------------------------------------------------------------------------
 def create(session: Session, user: User, wafer_id: int, content: Content, submit: bool = False) -> Annotation:
     """A new annotation; with ``content.client_key`` a repeat of a create that already happened
@@ -220,7 +234,7 @@ def create_idempotent(
     done = by_client_key(session, user, content.client_key)
     if done is not None:
         session.commit()
-        return done, True
+        return _replay(done), True
     wafer = get_wafer(session, wafer_id)
     _check_source(content.source)
     check_labels(wafer, content.labels, complete=submit)
@@ -254,7 +268,7 @@ def create_idempotent(
         done = by_client_key(session, user, content.client_key)
         if done is not None:
             session.commit()
-            return done, True
+            return _replay(done), True
         other = existing_of(session, wafer.id, user.id)
         if other is None:
             raise

@@ -144,3 +144,22 @@ def test_a_changed_server_version_is_a_conflict_settled_by_the_user(lab) -> None
     assert box.sync(api, "ann")[DISCARDED] == 1
     (kept,) = _mine(api, item2["wafer"]["id"])
     assert kept["version"] == 1 and kept["status"] == "draft"
+
+
+def test_a_replay_of_a_deleted_annotation_is_dropped_with_a_visible_reason(lab) -> None:
+    _live, api, wire, box = lab
+    item, labels = _claimed(api)
+    wid = item["wafer"]["id"]
+    entry = box.add(api.base_url, "ann", wid, "w", labels)
+    wire.lose.add(("POST", "/annotations"))
+    assert box.sync(api, "ann")[PENDING] == 1  # the server made it, the answer never came
+    (made,) = _mine(api, wid)
+    api.delete_annotation(made["id"], made["version"])  # deleted (on another machine, say) meanwhile
+    counts = box.sync(api, "ann")  # the replay of the key: 410 annotation_deleted
+    got = box.get(entry.key)
+    assert counts[PENDING] == 0 and counts[FAILED] == 0 and counts[DISCARDED] == 1
+    assert got.state == DISCARDED and got.annotation_id == made["id"] and got.attempts == 2
+    assert "deleted on the server" in got.message and str(made["id"]) in got.message
+    assert _mine(api, wid) == []  # not made again
+    box.sync(api, "ann")  # never sent again
+    assert box.get(entry.key).attempts == 2 and _mine(api, wid) == []

@@ -69,3 +69,24 @@ def test_claim_with_exclude_hands_out_a_second_item_to_prefetch(team) -> None:
     assert c["id"] not in (a["id"], b["id"])
     r = client.post("/active-learning/queue/claim", json={"exclude": [1, 2, 3, 4, 5]}, headers=h["ann"])
     assert r.status_code == 422
+
+
+def test_a_replayed_create_of_a_deleted_annotation_is_gone_not_answered(team) -> None:
+    client, h, truth = team
+    wid, gt = next(iter(truth.items()))
+    body = {"wafer_id": wid, "labels": rle(gt), "submit": True, "client_key": "outbox-0002-deleted"}
+    first = client.post("/annotations", json=body, headers=h["ann"])
+    assert first.status_code == 201
+    ann = first.json()
+    r = client.delete(f"/annotations/{ann['id']}", params={"version": ann["version"]}, headers=h["ann"])
+    assert r.status_code in (200, 204), r.text
+    again = client.post("/annotations", json=body, headers=h["ann"])  # the outbox's late retry
+    assert again.status_code == 410 and "idempotent-replay" not in again.headers
+    err = error(again)
+    assert err["code"] == "annotation_deleted" and str(ann["id"]) in err["message"]
+    assert err["details"]["annotation_id"] == ann["id"] and err["details"]["deleted_at"]
+    assert _count(client) == 1  # nothing made again
+    assert client.get(f"/annotations/wafer/{wid}", headers=h["ann"]).json() == []
+    # a new annotation of the wafer (a new key) is made as usual
+    fresh = client.post("/annotations", json={**body, "client_key": "outbox-0003-fresh"}, headers=h["ann"])
+    assert fresh.status_code == 201 and fresh.json()["id"] != ann["id"]

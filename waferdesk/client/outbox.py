@@ -12,8 +12,10 @@ current version and send again; take theirs = drop mine). Nothing is silently ov
 
 States: ``pending`` (not sent yet, or the server was unreachable: retried), ``synced``,
 ``failed`` (the server refused it: the message says why; the user may retry), ``conflict``,
-``discarded`` (the user took theirs). Used from the GUI thread and one sync thread: every
-statement runs under a lock on one connection.
+``discarded`` (the user took theirs, or the annotation an earlier attempt made has been
+deleted on the server since: the server answers a replay of its key with 410
+``annotation_deleted``, the entry is never sent again, the message says so). Used from the
+GUI thread and one sync thread: every statement runs under a lock on one connection.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .api import ServerClient, ServerError, VersionConflictError, labels_from_pa
 
 PENDING, SYNCED, FAILED, CONFLICT, DISCARDED = "pending", "synced", "failed", "conflict", "discarded"
 STATES = (PENDING, SYNCED, FAILED, CONFLICT, DISCARDED)
+DELETED_ON_SERVER = "annotation_deleted"  # the server's code for a replay of a deleted annotation
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -242,6 +245,16 @@ class Outbox:
             if exc.status == 0 or exc.status >= 500:
                 self._set(entry.key, state=PENDING, message=exc.message)
                 return exc.status != 0
+            if exc.code == DELETED_ON_SERVER:  # an earlier attempt landed, someone deleted it since
+                gone = exc.details.get("annotation_id") if isinstance(exc.details, dict) else None
+                self._set(
+                    entry.key,
+                    state=DISCARDED,
+                    annotation_id=gone,
+                    message=f"deleted on the server: annotation {gone if gone is not None else '?'} that this "
+                    "submission made was deleted there since; not sent again",
+                )
+                return True
             self._set(entry.key, state=FAILED, message=str(exc))
             return True
         if ann is not None:

@@ -91,13 +91,14 @@ def _one(session: SessionDep, ann: Annotation, mask: str = "rle") -> AnnotationO
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=AnnotationOut, responses=error_responses(404, 409, 422)
+    "", status_code=status.HTTP_201_CREATED, response_model=AnnotationOut, responses=error_responses(404, 409, 410, 422)
 )
 def create_annotation(body: AnnotationCreate, user: Writer, session: SessionDep, response: Response) -> AnnotationOut:
     """Your annotation of a wafer (a draft, or submitted at once with ``submit: true``).
 
     With ``client_key``, a retry of a create whose answer was lost returns the annotation the
-    first attempt made (200, header ``Idempotent-Replay: true``), never a second one."""
+    first attempt made (200, header ``Idempotent-Replay: true``), never a second one; when that
+    annotation has been deleted since, the retry is 410 ``annotation_deleted`` (nothing made)."""
     wafer = get_wafer(session, body.wafer_id)
     content = svc.Content(
         labels=parse_labels(body.labels, (wafer.rows, wafer.cols)),
