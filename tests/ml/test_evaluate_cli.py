@@ -111,6 +111,22 @@ def test_evaluate_refuses_a_broken_real_npz_in_one_line(tiny_model: Path, tmp_pa
         assert f"{real}: map 0:" in err and "Traceback" not in err, err
 
 
+def test_evaluate_says_a_garbage_real_file_is_not_a_wm811k_npz(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    """Bytes numpy cannot read as an npz used to quote its "allow_pickle=" advice, which misleads."""
+    data, _ = _test_file(tmp_path, 2)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    objects = tmp_path / "objects.npz"  # the right names, but object arrays
+    np.savez(objects, maps_flat=np.array([None]), shapes=np.array([None]), offsets=np.array([None]), labels=[None])
+    for real in (garbage, objects):
+        assert main(["evaluate", "--model", str(tiny_model), "--data", str(data), "--real", str(real)]) == 2
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if ": error: " in line]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert f"{real}: not a WM-811K .npz in the expected layout" in lines[0], err
+        assert "allow_pickle" not in err, err
+
+
 def test_evaluate_refuses_an_out_folder_it_cannot_create_before_evaluating(
     tiny_model: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:

@@ -257,6 +257,9 @@ WM811K_TO_CLASS = {
 WM811K_LABELS = tuple(WM811K_TO_CLASS)
 
 
+WM811K_LAYOUT = "arrays maps_flat, shapes, offsets, labels"
+
+
 def load_wm811k(path: str | Path, indices: Sequence[int] | None = None) -> list[WaferMap]:
     """Real maps of the WM-811K npz (see ../shared/data/README.md) with ``label`` set."""
     from waferdesk.core.errors import FormatError
@@ -267,8 +270,9 @@ def load_wm811k(path: str | Path, indices: Sequence[int] | None = None) -> list[
             flat, shapes, offsets, labels = z["maps_flat"], z["shapes"], z["offsets"], z["labels"]
     except FileNotFoundError:
         raise FormatError(p, "real-data file not found") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise FormatError(p, f"not a WM-811K npz (maps_flat, shapes, offsets, labels): {exc}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        # numpy's own words ("... load it unsafely using the allow_pickle= keyword") misled users
+        raise FormatError(p, f"not a WM-811K .npz in the expected layout ({WM811K_LAYOUT})") from None
     idx = range(len(shapes)) if indices is None else indices
     out = []
     for i in idx:
