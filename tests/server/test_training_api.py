@@ -73,7 +73,13 @@ BAD_SPECS = [
     ({"batch_size": 0}, "body field batch_size"),
     ({"device": "tpu"}, "body field device"),
     ({"bogus": 1}, "body field bogus"),
-    ({"data": {"annotations": False, "synthetic_count": 0}}, "nothing to train on"),
+    ({"steps": 4000.0}, "body field steps"),
+    ({"epochs": True}, "body field epochs"),
+    ({"data": {"annotations": False, "synthetic_count": True}}, "body field data.synthetic_count"),
+    ({"data": {"annotations": False, "synthetic_count": 1.5}}, "body field data.synthetic_count"),
+    ({"data": {"annotations": True, "synthetic_count": 4, "rounds": [True]}}, "body field data.rounds"),
+    ({"patience": 2.0}, "body field patience"),
+    ({"init_model": True}, "body field init_model"),
     ({"data": {"annotations": False, "synthetic_count": 4, "min_size": 50, "max_size": 20}}, "min_size (50)"),
     ({"data": {"annotations": False, "synthetic_count": 4, "rounds": []}}, "rounds must be a non-empty list"),
     ({"seed": 202}, "validation must use wafers never trained on"),
@@ -99,6 +105,15 @@ def test_no_matching_annotations_and_no_synthetic_wafers_is_422(training) -> Non
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "no_training_data" and "lots=['LOT-NOPE']" in err["message"]
+    # no annotations asked for and no synthetic wafers: the same documented code, not invalid_input
+    r = client.post(
+        "/training/jobs", json={**SYNTH_SPEC, "data": {"annotations": False, "synthetic_count": 0}}, headers=eng
+    )
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "no_training_data" and "data.annotations is false" in err["message"]
+    assert err["details"]["annotated_wafers"] == 0 and err["details"]["synthetic_wafers"] == 0
+    assert client.get("/training/jobs", headers=eng).json()["total"] == 0
 
 
 def test_fine_tuning_names_a_usable_model_and_the_worker_can_fetch_it(training, tmp_path) -> None:

@@ -76,9 +76,9 @@ def create_job(spec: JobSpec, user: Runner, session: SessionDep, ctx: CtxDep) ->
     found = dataset.summary(session, data)
     if found["annotated_wafers"] == 0 and found["synthetic_wafers"] == 0:
         where = ", ".join(f"{k}={data[k]}" for k in ("rounds", "lots") if data.get(k)) or "any round or lot"
+        none = f"no approved annotations match ({where})" if data["annotations"] else "data.annotations is false"
         raise UnprocessableError(
-            f"body field data: no approved annotations match ({where}) and data.synthetic_count is 0: "
-            "nothing to train on",
+            f"body field data: {none} and data.synthetic_count is 0: nothing to train on",
             code="no_training_data",
             details=found,
         )

@@ -7,14 +7,17 @@ names are the contract between the server and ``waferdesk.worker`` (docs/trainin
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from .common import DbId
 
 ENCODERS = ("resnet18", "resnet34", "resnet50")
 VAL_SEED = 202  # the ml package's validation data seed (waferdesk.ml.config.VAL_SEED)
+# Counts, steps, seeds and ids of the spec are strict integers: JSON true or 1.5 (or 4.0) is a
+# 422 naming the field, never read as 1 (or cut to 1) and stored in the spec the worker runs.
+SpecId = Annotated[DbId, Strict()]
 
 
 class DataSelection(BaseModel):
@@ -23,16 +26,18 @@ class DataSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     annotations: bool = Field(True, description="train on approved annotations (the wafers' die grids + masks)")
-    rounds: list[DbId] | None = Field(
+    rounds: list[SpecId] | None = Field(
         None, description="only annotations of wafers queued in these active-learning rounds (default: any)"
     )
     lots: list[str] | None = Field(None, description="only annotations of wafers of these lots (default: any)")
     synthetic_count: int = Field(
-        0, ge=0, le=500_000, description="synthetic wafers (with exact masks) mixed into the training set"
+        0, ge=0, le=500_000, strict=True, description="synthetic wafers (with exact masks) mixed into the training set"
     )
-    synthetic_seed: int | None = Field(None, ge=0, le=2**31 - 1, description="their generator seed (default: seed)")
-    min_size: int = Field(15, ge=4, le=1000, description="smallest synthetic wafer, dies across")
-    max_size: int = Field(200, ge=4, le=1000, description="largest synthetic wafer, dies across")
+    synthetic_seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, strict=True, description="their generator seed (default: seed)"
+    )
+    min_size: int = Field(15, ge=4, le=1000, strict=True, description="smallest synthetic wafer, dies across")
+    max_size: int = Field(200, ge=4, le=1000, strict=True, description="largest synthetic wafer, dies across")
 
     @field_validator("rounds")
     @classmethod
@@ -52,8 +57,6 @@ class DataSelection(BaseModel):
     def _sizes(self) -> DataSelection:
         if self.min_size > self.max_size:
             raise ValueError(f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})")
-        if not self.annotations and self.synthetic_count == 0:
-            raise ValueError("nothing to train on: annotations is false and synthetic_count is 0")
         return self
 
 
@@ -65,21 +68,35 @@ class JobSpec(BaseModel):
     name: str | None = Field(None, max_length=64, description="a name for the model this job makes")
     architecture: Literal["unet"] = "unet"
     encoder: Literal["resnet18", "resnet34", "resnet50"] = Field("resnet50", description="U-Net encoder")
-    steps: int = Field(4000, ge=1, le=10_000_000, description="optimizer steps in all")
+    steps: int = Field(4000, ge=1, le=10_000_000, strict=True, description="optimizer steps in all")
     epochs: int = Field(
-        16, ge=1, le=10_000, description="evaluations (per-epoch metrics); an epoch is steps/epochs optimizer steps"
+        16,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="evaluations (per-epoch metrics); an epoch is steps/epochs optimizer steps",
     )
-    batch_size: int = Field(16, ge=1, le=1024, description="wafers per batch on a 64x64 canvas (fewer on larger)")
+    batch_size: int = Field(
+        16, ge=1, le=1024, strict=True, description="wafers per batch on a 64x64 canvas (fewer on larger)"
+    )
     learning_rate: float = Field(2e-3, gt=0, le=1.0, description="peak learning rate (AdamW)")
     schedule: Literal["cosine", "onecycle"] = "cosine"
-    seed: int = Field(101, ge=0, le=2**31 - 1, description="training seed (torch, shuffling, augmentation)")
-    val_seed: int = Field(VAL_SEED, ge=0, le=2**31 - 1, description="seed of the synthetic validation wafers")
-    val_count: int = Field(300, ge=1, le=100_000, description="synthetic validation wafers evaluated every epoch")
-    patience: int | None = Field(None, ge=1, description="epochs without a better mIoU before stopping early")
+    seed: int = Field(
+        101, ge=0, le=2**31 - 1, strict=True, description="training seed (torch, shuffling, augmentation)"
+    )
+    val_seed: int = Field(
+        VAL_SEED, ge=0, le=2**31 - 1, strict=True, description="seed of the synthetic validation wafers"
+    )
+    val_count: int = Field(
+        300, ge=1, le=100_000, strict=True, description="synthetic validation wafers evaluated every epoch"
+    )
+    patience: int | None = Field(
+        None, ge=1, strict=True, description="epochs without a better mIoU before stopping early"
+    )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present")
-    threads: int = Field(0, ge=0, le=256, description="torch CPU threads (0: torch's default)")
+    threads: int = Field(0, ge=0, le=256, strict=True, description="torch CPU threads (0: torch's default)")
     data: DataSelection = Field(default_factory=DataSelection)
-    init_model: DbId | Literal["active"] | None = Field(
+    init_model: SpecId | Literal["active"] | None = Field(
         None,
         description=(
             "fine-tune: start from this registered model (its id, or 'active' for the one serving "
