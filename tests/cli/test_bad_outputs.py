@@ -84,3 +84,25 @@ def test_negative_seeds_are_one_line(tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert _one_line(err) and "--seed must be 0 or more, got -" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real.npz"]
+
+
+def test_counts_out_of_range_are_refused_in_one_line_before_writing(tmp_path, tiny_model, capsys) -> None:
+    """--threads 0 or below meant "all physical cores", synth --workers below 0 "one process",
+    realism --stats below 0 "no numbers": all silently. Now one line naming flag and value."""
+    real = write_wm811k_npz(tmp_path / "real.npz", [WaferMap(np.ones((10, 12), np.uint8), label="none")])
+    wafers = write_wdm(tmp_path / "w.wdm", list(generate(2, seed=8)))
+    model = ["--model", str(tiny_model)]
+    pred = ["predict", str(wafers), "--out", str(tmp_path / "pred"), *model]
+    for args in (  # the flag and its value last
+        [*pred, "--no-cache", "--threads", "0"],
+        [*pred, "--threads", "-2"],
+        ["bench", *model, "--sizes", "16", "--runs", "1", "--json", str(tmp_path / "b.json"), "--threads", "0"],
+        ["model", "quantize", *model, "--out", str(tmp_path / "q.onnx"), "--threads", "-1"],
+        ["synth", "--count", "2", "--out", str(tmp_path / "s.wdm"), "--workers", "-1"],
+        ["realism", "--real", str(real), "--out", str(tmp_path / "r.png"), "--stats", "-5"],
+    ):
+        flag, value = args[-2:]
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert _one_line(err) and f"{flag} must be " in err and f"got {value}" in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.npz", "w.wdm"]  # nothing written

@@ -108,6 +108,7 @@ def test_al_sim_on_cuda_without_a_gpu_says_so(capsys) -> None:
         (["--score", "tta_mutual_info", "--tta", "0"], "needs --tta 2..8"),
         (["--score", "confidence"], "--score 'confidence'"),
         (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
         (["--encoder", "resnet999"], "--encoder 'resnet999'"),
         (["--test-seed", "505"], "--pool-seed and --test-seed must differ"),
         (["--seed", "-1"], "--seed must be 0 or more, got -1"),

@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--sizes {args.sizes!r}: each size must lie in 4..1024 dies")
     if args.runs < 1:
         raise WaferDeskError(f"--runs must be at least 1, got {args.runs}")
+    if args.threads is not None and args.threads < 1:  # 0 and below silently meant "physical cores"
+        raise WaferDeskError(f"--threads must be at least 1, got {args.threads}")
     model = args.model or default_model_path()
     if not model.is_file():
         raise ModelError(f"{model}: model not found; pass --model M.onnx")

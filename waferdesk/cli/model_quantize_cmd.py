@@ -25,10 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.errors import ModelError
+    from ..core.errors import ModelError, WaferDeskError
     from ..core.inference.quantize import QuantizationRefusedError, quantize_model
     from ..core.modelcard import default_model_path
 
+    if args.threads is not None and args.threads < 1:  # 0 and below silently meant "physical cores"
+        raise WaferDeskError(f"--threads must be at least 1, got {args.threads}")
     model = args.model or default_model_path()
     if args.model is None and not model.is_file():
         raise ModelError(f"{model}: the default model is not installed; pass --model M.onnx")

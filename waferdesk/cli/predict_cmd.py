@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise WaferDeskError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:  # 0 and below silently meant "physical cores"
+        raise WaferDeskError(f"--threads must be at least 1, got {args.threads}")
     paths = expand_paths(args.files)
     if not paths:
         raise WaferDeskError(f"no readable wafer files in {', '.join(map(str, args.files))}")

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-label", type=int, default=6, help="maps per side and label (default 6)")
     p.add_argument("--seed", type=int, default=0, help="picks the real maps and the synthetic ones (default 0)")
     p.add_argument("--tile", type=int, default=96, help="pixels per map (default 96)")
-    p.add_argument("--stats", type=int, default=200, help="synthetic maps per label for the printed numbers")
+    p.add_argument(
+        "--stats", type=int, default=200, help="synthetic maps per label for the printed numbers (default 200, 0: none)"
+    )
     p.set_defaults(func=run)
 
 
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:  # numpy's generators take no negative seed
         raise WaferDeskError(f"--seed must be 0 or more, got {args.seed}")
+    if args.stats < 0:  # read as 0 (no numbers) before
+        raise WaferDeskError(f"--stats must be 0 (no numbers) or a positive count, got {args.stats}")
     if not 1 <= args.per_label <= 50:
         raise WaferDeskError(f"--per-label must be 1..50, got {args.per_label}")
     if not 16 <= args.tile <= 512:

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--count must be at least 1, got {args.count}")
     if args.seed < 0:  # numpy's generators take no negative seed
         raise WaferDeskError(f"--seed must be 0 or more, got {args.seed}")
+    if args.workers < 0:  # read as "one process" before
+        raise WaferDeskError(f"--workers must be 0 (all cores) or a positive count, got {args.workers}")
     if args.out.suffix.lower() != ".wdm":  # the file is a .wdm archive whatever its name says
         raise WaferDeskError(f"--out must name a .wdm file, got {args.out}")
     if not 4 <= args.min_size <= args.max_size <= 1000:

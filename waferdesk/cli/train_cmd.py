@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1...")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=run)
 
 
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--eval-every must be at least 1 step, got {args.eval_every}")
     if args.seed < 0 or args.val_seed < 0:  # numpy's generators take no negative seed
         raise WaferDeskError(f"--seed and --val-seed must be 0 or more, got {args.seed} and {args.val_seed}")
-    if args.threads < 0:
-        raise WaferDeskError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}")
+    if args.threads is not None and args.threads < 1:  # 0 and below silently meant torch's default
+        raise WaferDeskError(f"--threads must be at least 1, got {args.threads}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
         raise WaferDeskError(f"need 4 <= --min-size <= --max-size <= 1000, got {args.min_size}..{args.max_size}")
     if not args.resume and any((args.run_dir / name).exists() for name in ("last.pt", "best.pt")):
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         init_from=str(args.init_from) if args.init_from else None,
         device=args.device,
         amp=args.amp,
-        threads=args.threads,
+        threads=args.threads or 0,  # TrainConfig: 0 is torch's default
         minutes=args.minutes,
         ckpt_every=args.ckpt_every,
         data_workers=args.data_workers,
