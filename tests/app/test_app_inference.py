@@ -329,3 +329,50 @@ def test_run_all_while_the_model_is_still_loading_runs_once_it_is_ready(
         loaded.set()
         win.close()
         store.close()
+
+
+def test_run_model_while_the_model_is_still_loading_runs_once_it_is_ready(
+    qtbot, app_home, wafer_file, tiny_model
+) -> None:
+    import threading
+
+    import numpy as np
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.app.model.predictions import ModelResult
+    from waferdesk.app.workers import default_segmenter_factory
+    from waferdesk.client.drafts import DraftStore
+    from waferdesk.core.results import summarize
+    from waferdesk.core.taxonomy import IGNORE
+    from waferdesk.core.wafer import LabelMask
+
+    loaded = threading.Event()
+
+    def slow_factory(path, providers):  # a model that takes its time to load
+        loaded.wait(30)
+        return default_segmenter_factory(path, providers)
+
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=slow_factory, model_path=str(tiny_model), start_engine=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.actions["auto_run"].setChecked(False)
+        win.open_paths([wafer_file])
+        current = win.doc.current
+        # a server's stored mask: the model replaces it only when asked (Ctrl+R)
+        labels = np.full(current.wafer.shape, IGNORE, np.uint8)
+        stored = ModelResult(labels, summarize(current.wafer, LabelMask(labels)), {}, "old", "server", 0.0)
+        current.prediction = stored
+        win.engine.start()
+        assert win.engine.available is None and win.actions["run_current"].isEnabled()
+        win.actions["run_current"].trigger()  # Ctrl+R before the model has loaded
+        assert "still loading" in win.statusBar().currentMessage()
+        loaded.set()
+        qtbot.waitUntil(lambda: current.prediction is not stored, timeout=60000)
+        assert current.prediction.provider != "server"  # the local model ran it
+        assert all(e.prediction is None for e in win.ws.entries if e is not current)  # this wafer only
+    finally:
+        loaded.set()
+        win.close()
+        store.close()

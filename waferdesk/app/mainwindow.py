@@ -116,6 +116,7 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         self.progress: QProgressDialog | None = None
         self._progress_job = 0
         self._run_all_queued = False  # Run all asked for while the model was still loading
+        self._run_current_queued: str | None = None  # the wafer Run model was asked for while loading
         self._engine_pending = start_engine
         if start_engine:
             # Loading the model takes a second or more of CPU and the GIL: start it once the

@@ -46,7 +46,11 @@ class ModelCommands:
         self.model_info = info
         e = self.doc.current
         stale = e is not None and e.prediction is not None and e.prediction.provider != "server"
-        if e is not None and (e.prediction is None or (stale and e.prediction.views != info.get("views", 1))):
+        # Run model asked for while the model was loading, still on that wafer: run it now
+        asked, self._run_current_queued = self._run_current_queued, None
+        if e is not None and asked == e.key:
+            self.run_current()
+        elif e is not None and (e.prediction is None or (stale and e.prediction.views != info.get("views", 1))):
             self.engine.request(e.key, e.wafer)  # the wafer on screen follows a change of views
         queued, self._run_all_queued = self._run_all_queued, False
         if queued or self.actions["auto_run"].isChecked():
@@ -68,9 +72,10 @@ class ModelCommands:
         self.model_label.setToolTip(why)
         for key in ("run_current", "run_all", "accept"):
             self.actions[key].setEnabled(False)
-        if self._run_all_queued:
-            self._run_all_queued = False
-            self.statusBar().showMessage("Run all: no model available", 8000)
+        if self._run_all_queued or self._run_current_queued:
+            what = "Run all" if self._run_all_queued else "Run model"
+            self._run_all_queued, self._run_current_queued = False, None
+            self.statusBar().showMessage(f"{what}: no model available", 8000)
         log.warning("no model: %s", why)
 
     def _model_result(self, key: str, result: ModelResult, _job: int) -> None:
@@ -91,6 +96,10 @@ class ModelCommands:
 
     def run_current(self) -> None:
         e = self.doc.current
+        if e is not None and self.engine.available is None:  # still loading: run once it is ready
+            self._run_current_queued = e.key
+            self.statusBar().showMessage("the model is still loading: Run model starts as soon as it is ready", 8000)
+            return
         if e is not None and self.engine.available:
             self.engine.request(e.key, e.wafer)
             self.statusBar().showMessage("running the model…", 3000)
