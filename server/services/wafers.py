@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from sqlalchemy import Select, func, or_, select
@@ -347,10 +347,25 @@ def latest_predictions() -> Select:
     return select(Prediction.wafer_id, func.max(Prediction.id).label("prediction_id")).group_by(Prediction.wafer_id)
 
 
-def verdict_condition(column: object, verdict: str) -> object:
-    """A verdict string (``edge+scratch``) containing the class ``verdict`` (or exactly ``none``)."""
+LIKE_ESCAPE = "/"
+
+
+def like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern that matches it literally: its ``%`` and ``_`` (and the
+    escape character itself) escaped with :data:`LIKE_ESCAPE`."""
+    for ch in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(ch, LIKE_ESCAPE + ch)
+    return text
+
+
+def verdict_condition(column: Any, verdict: str) -> Any:
+    """A verdict string (``edge+scratch``) containing the class ``verdict`` (or exactly ``none``).
+
+    ``verdict`` is matched literally: a ``%`` or ``_`` in it is no wildcard."""
     v = verdict.strip().lower()
-    return or_(column == v, column.like(f"{v}+%"), column.like(f"%+{v}"), column.like(f"%+{v}+%"))
+    lit = like_literal(v)
+    patterns = (f"{lit}+%", f"%+{lit}", f"%+{lit}+%")
+    return or_(column == v, *(column.like(p, escape=LIKE_ESCAPE) for p in patterns))
 
 
 def list_wafers(

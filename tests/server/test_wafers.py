@@ -243,3 +243,35 @@ def test_a_long_file_name_keeps_its_suffix(client, as_role, tmp_path) -> None:
     assert r.status_code == 201, r.text
     w = r.json()["wafers"][0]
     assert w["source_format"] == "csv" and len(w["file"]) == 200 and w["file"].endswith("x.csv")
+
+
+def test_the_verdict_filter_takes_like_wildcards_literally(client, as_role, wafer_file) -> None:
+    from server.db.models import Prediction
+
+    ids = [w["id"] for w in upload(client, as_role("engineer"), wafer_file(4, seed=12))["wafers"]]
+    verdicts = dict(zip(ids, ["edge", "edge+scratch", "none", "ring+center+random"], strict=True))
+    with client.app.state.ctx.sessions() as s:
+        for wid, verdict in verdicts.items():
+            s.add(
+                Prediction(
+                    wafer_id=wid,
+                    model_version="t",
+                    model_sha256="0" * 64,
+                    mask=b"",
+                    counts={},
+                    verdict=verdict,
+                    latency_ms=1.0,
+                )
+            )
+        s.commit()
+    h = as_role("viewer")
+
+    def found(verdict: str) -> set[int]:
+        r = client.get("/wafers", params={"verdict": verdict}, headers=h)
+        assert r.status_code == 200, r.text
+        return {w["id"] for w in r.json()["items"]}
+
+    assert found("edge") == {ids[0], ids[1]} and found("scratch") == {ids[1]} and found("center") == {ids[3]}
+    assert found("none") == {ids[2]}
+    for wild in ("%", "_", "%%", "e%", "%e", "edg_", "_dge", "c_nter", "ring+%", "/", "/%"):
+        assert found(wild) == set(), wild
