@@ -376,3 +376,72 @@ def test_run_model_while_the_model_is_still_loading_runs_once_it_is_ready(
         loaded.set()
         win.close()
         store.close()
+
+
+def test_run_all_does_not_predict_the_wafer_on_screen_twice(qtbot, app_home, tmp_path: Path) -> None:
+    import dataclasses
+    from collections import Counter
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+    from waferdesk.core.formats import write_wdm
+    from waferdesk.core.synth import generate_record
+
+    records = [generate_record(5, i) for i in range(12)]
+    records = [
+        dataclasses.replace(r, wafer=dataclasses.replace(r.wafer, wafer_id=f"w{i:02d}")) for i, r in enumerate(records)
+    ]
+    path = write_wdm(tmp_path / "twelve.wdm", records)
+    fake = _SlowSegmenter()
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
+    qtbot.addWidget(win)
+    try:
+        assert win.actions["auto_run"].isChecked()
+        win.show()
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
+            # the wafer on screen is requested first, then Run all queues all twelve, w00 too
+            win.open_paths([path])
+            qtbot.waitUntil(fake.started.is_set, timeout=10000)  # w00 is running as the on-screen request
+            win.browser.step(5)  # w05 goes on screen while it is waiting in the folder job
+            fake.go.set()
+        assert finished.args[1:] == [12, False]  # all twelve count as done
+        assert all(e.prediction is not None for e in win.ws.entries)  # no result lost
+        assert Counter(fake.ran) == Counter(f"w{i:02d}" for i in range(12))  # each predicted once
+        assert fake.ran[:2] == ["w00", "w05"]
+    finally:
+        win.close()
+        store.close()
+
+
+def test_run_all_reuses_the_on_screen_result_that_has_not_reached_the_window_yet(qtbot, app_home, wafer_file) -> None:
+    import time
+    from collections import Counter
+
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+
+    fake = _SlowSegmenter()
+    fake.go.set()
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
+    qtbot.addWidget(win)
+    try:
+        win.actions["auto_run"].setChecked(False)
+        win.show()
+        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        win.open_paths([wafer_file])  # the wafer on screen is predicted...
+        current = win.doc.current
+        deadline = time.monotonic() + 30
+        while (len(fake.ran) < 1 or win.engine.busy()) and time.monotonic() < deadline:
+            time.sleep(0.01)  # ...and done, its result still queued for the window (no events processed)
+        assert fake.ran == [current.wafer.wafer_id] and current.prediction is None
+        with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
+            assert win.run_all() > 0  # Ctrl+Shift+R: the four wafers, the one on screen too
+        assert finished.args[1:] == [4, False]
+        assert all(e.prediction is not None for e in win.ws.entries)
+        assert Counter(fake.ran) == Counter(e.wafer.wafer_id for e in win.ws.entries)  # each predicted once
+    finally:
+        win.close()
+        store.close()

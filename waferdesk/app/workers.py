@@ -3,7 +3,9 @@
 One worker thread owns the ONNX session (loading it takes a second or more, running it on a
 300x300 map a few hundred ms on a CPU): the window never waits. Requests for the wafer on
 screen jump ahead of a running folder job, which is processed in small chunks so it can be
-cancelled and interleaved. Results are turned into :class:`ModelResult` in the thread too
+cancelled and interleaved; a wafer of a folder job that the wafer on screen's request already
+predicted (before the job or during it) is not predicted again: its result counts for the job.
+Results are turned into :class:`ModelResult` in the thread too
 (entropy maps included), so the GUI thread only stores them.
 
 The model card says how many dihedral views each wafer runs in (4 for the shipped model:
@@ -62,6 +64,9 @@ class InferenceEngine(QThread):
         self._bulk: deque[tuple[str, WaferMap]] = deque()
         self._job = 0
         self._job_total = self._job_done = 0
+        # the last wafer predicted as the on-screen request, and its result: a folder job
+        # submitted before that result reached the window reuses it instead of predicting again
+        self._last_priority: tuple[str, ModelResult] | None = None
         self._stop = False
         # ``available`` changes in the GUI thread, when the news arrives there (connected first,
         # so it is set before any other receiver of these signals runs)
@@ -139,6 +144,7 @@ class InferenceEngine(QThread):
                 if self._stop:
                     return
                 views, change = self._views, self._views != self._views_applied
+                reused: list[tuple[str, ModelResult]] = []
                 if change:
                     batch, job = [], 0
                 elif self._priority:
@@ -146,10 +152,14 @@ class InferenceEngine(QThread):
                 else:
                     n = min(CHUNK, len(self._bulk))
                     batch, job = [self._bulk.popleft() for _ in range(n)], self._job
+                    last = self._last_priority
+                    if last is not None and any(key == last[0] for key, _ in batch):
+                        reused = [last]  # the wafer on screen, predicted just before this job
+                        batch = [item for item in batch if item[0] != last[0]]
             if change:  # outside the lock, like a prediction: the GUI thread never waits for it
                 self._apply_views(views)
             else:
-                self._predict(batch, job)
+                self._predict(batch, job, reused)
 
     def _apply_views(self, views: int | None) -> None:
         """Swap in the loaded engine at ``views`` views (None: its card's) and say so."""
@@ -157,6 +167,7 @@ class InferenceEngine(QThread):
         with_views = getattr(self._loaded, "with_views", None)
         self.segmenter = with_views(views) if views is not None and with_views is not None else self._loaded
         self._views_applied = views
+        self._last_priority = None  # made with the other views
         self.ready.emit(
             {
                 "provider": str(getattr(self.segmenter, "provider", "?")),
@@ -169,25 +180,47 @@ class InferenceEngine(QThread):
             }
         )
 
-    def _predict(self, batch: list[tuple[str, WaferMap]], job: int) -> None:
+    def _predict(
+        self, batch: list[tuple[str, WaferMap]], job: int, reused: Sequence[tuple[str, ModelResult]] = ()
+    ) -> None:
+        """Predict ``batch`` (``reused``: wafers of the job already predicted, sent again as they are)."""
+        for key, result in reused:
+            self.result.emit(key, result, job)
         wafers = [w for _, w in batch]
         try:
-            preds = list(self.segmenter.predict_many(wafers, batch_size=len(wafers)))
+            preds = list(self.segmenter.predict_many(wafers, batch_size=len(wafers))) if wafers else []
         except Exception as exc:
             self.failed.emit(batch[0][0] if len(batch) == 1 else "", _why(exc))
             preds = [None] * len(batch)
         for (key, wafer), pred in zip(batch, preds, strict=True):
             if pred is not None:
-                self.result.emit(key, ModelResult.from_prediction(pred, wafer), job)
+                result = ModelResult.from_prediction(pred, wafer)
+                self.result.emit(key, result, job)
+                if not job:
+                    self._last_priority = (key, result)
         if job:
+            self._count_done(job, len(batch) + len(reused))
+        elif batch and preds[0] is not None:
+            # the wafer on screen is also waiting in the folder job: it is done, not predicted again
+            key = batch[0][0]
             with self._cond:
-                if job != self._job:
-                    return
-                self._job_done += len(batch)
-                done, total, left = self._job_done, self._job_total, len(self._bulk)
-            self.progress.emit(job, done, total)
-            if not left:
-                self.job_finished.emit(job, done, done < total)
+                job = self._job if self._job_total and self._job_done < self._job_total else 0
+                waiting = [item for item in self._bulk if item[0] == key]
+                for item in waiting:
+                    self._bulk.remove(item)
+            if job and waiting:
+                self._count_done(job, len(waiting))
+
+    def _count_done(self, job: int, n: int) -> None:
+        """``n`` more wafers of folder job ``job`` are done: progress, and the end of the job."""
+        with self._cond:
+            if job != self._job:
+                return
+            self._job_done += n
+            done, total, left = self._job_done, self._job_total, len(self._bulk)
+        self.progress.emit(job, done, total)
+        if not left:
+            self.job_finished.emit(job, done, done < total)
 
 
 def _why(exc: BaseException) -> str:
