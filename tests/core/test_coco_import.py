@@ -67,6 +67,13 @@ def test_rle_on_pass_dies_is_refused_naming_the_die(records) -> None:
         img.mask_for(wafer)
 
 
+def _counts(doc: dict, counts) -> None:
+    """Give the first annotation an uncompressed RLE with ``counts(cells)`` as its run lengths."""
+    seg = doc["annotations"][0]["segmentation"]
+    h, w = seg["size"]
+    seg["counts"] = counts(h * w)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -78,6 +85,17 @@ def test_rle_on_pass_dies_is_refused_naming_the_die(records) -> None:
         (lambda d: d["images"][0].update(height=0), "outside 1..4096"),
         (lambda d: d.pop("categories"), "'categories' is missing"),
         (lambda d: d["annotations"][0].update(segmentation=[[1, 2]]), "at least 3 points"),
+        (lambda d: _counts(d, lambda n: [1.5, n - 1.5]), r"annotations\[0\]\.segmentation: RLE counts\[0\] is 1\.5"),
+        (
+            lambda d: _counts(d, lambda n: [0, n - 2, True, 1]),
+            r"annotations\[0\]\.segmentation: RLE counts\[2\] is True",
+        ),
+        (lambda d: _counts(d, lambda n: [0, float("nan")]), r"annotations\[0\]\.segmentation: RLE counts\[1\] is nan"),
+        (lambda d: _counts(d, lambda n: [0, str(n)]), r"annotations\[0\]\.segmentation: RLE counts must be"),
+        (
+            lambda d: d["annotations"][0]["segmentation"].update(size=[2.5, 4]),
+            r"annotations\[0\]\.segmentation: RLE size",
+        ),
     ],
 )
 def test_bad_documents_name_the_field(records, tmp_path, change, message) -> None:

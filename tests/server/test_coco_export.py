@@ -167,6 +167,14 @@ def test_malformed_segmentations_are_a_422_naming_the_annotation(labelled) -> No
         ({"size": size, "counts": None}, "RLE counts must be a string or a list of run lengths"),
         ({"size": size, "counts": [[1]]}, "RLE counts must be a string or a list of run lengths"),
         ({"size": size, "counts": [-5, size[0] * size[1] + 5]}, "RLE run -5 is negative"),
+        (
+            {"size": size, "counts": [1.5, size[0] * size[1] - 1.5]},
+            "RLE counts[0] is 1.5: run lengths must be whole numbers",
+        ),
+        (
+            {"size": size, "counts": [True, size[0] * size[1] - 1]},
+            "RLE counts[0] is True: run lengths must be whole numbers",
+        ),
         ([[0, 0, "x", 0, 5, 5]], "polygon coordinates must be numbers"),
         ([[0, 0, float("inf"), 0, 5, 5]], "polygon coordinates must be finite numbers"),
         ([[float("nan"), 0, 5, 0, 5, 5]], "polygon coordinates must be finite numbers"),

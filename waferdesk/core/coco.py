@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,19 +92,42 @@ def rle_encode(binary: np.ndarray) -> dict:
     return {"size": [int(h), int(w)], "counts": counts_to_string(run_lengths(arr))}
 
 
+def _whole(value: Any) -> bool:
+    """A JSON integer (or a float with a whole value, as the rest of a COCO file may carry):
+    not a bool, not a string, not 1.5."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
+
+
 def rle_decode(rle: dict) -> np.ndarray:
-    """Boolean (h, w) mask of a COCO RLE (compressed string or uncompressed list of counts)."""
+    """Boolean (h, w) mask of a COCO RLE (compressed string or uncompressed list of counts).
+
+    Sizes and run lengths must be whole numbers: a count of 1.5 (or ``true``, or ``"3"``) is a
+    ``ValueError`` naming it, never cut to an integer."""
     try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
+        size, counts = rle["size"], rle["counts"]
+        h, w = size
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a COCO RLE ({exc})") from None
+    if not (_whole(h) and _whole(w)):
+        raise ValueError(f"RLE size {size!r} must be two whole numbers [height, width]")
+    h, w = int(h), int(w)
     if isinstance(counts, bytes):
         counts = counts.decode("ascii")
-    try:
-        runs = string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
-    except TypeError:  # counts: 5, null, [[1]]...
-        raise ValueError("RLE counts must be a string or a list of run lengths") from None
+    if isinstance(counts, (tuple, np.ndarray)):
+        counts = list(counts)
+    if isinstance(counts, str):
+        runs = string_to_counts(counts)
+    elif isinstance(counts, list) and all(isinstance(c, (int, float, np.number)) for c in counts):
+        bad = next((i for i, c in enumerate(counts) if not _whole(c)), None)
+        if bad is not None:
+            raise ValueError(f"RLE counts[{bad}] is {counts[bad]!r}: run lengths must be whole numbers")
+        runs = [int(c) for c in counts]
+    else:  # counts: 5, null, [[1]], ["3"]...
+        raise ValueError("RLE counts must be a string or a list of run lengths")
     if any(r < 0 for r in runs):
         raise ValueError(f"RLE run {min(runs)} is negative")
     if sum(runs) != h * w:
