@@ -302,3 +302,36 @@ def test_shortcut_sheet_lists_class_tool_and_navigation_keys(window) -> None:
         assert needle in texts
     window.show_shortcuts()
     assert window.shortcuts_dialog.isVisible()
+
+
+def test_undo_while_a_stroke_is_held_is_ignored(qtbot, window, wafer_file) -> None:
+    from PySide6.QtCore import QEvent
+    from qtdrive import _send
+
+    open_known(window, wafer_file)
+    key(qtbot, window, "3")  # ring brush
+    drag(window.view, [die_centre(5, 4), die_centre(5, 9)])  # a first stroke: one undo step
+    first = {(5, c): "ring" for c in range(5, 9)}
+    assert labelled(window) == first
+    key(qtbot, window, "1")  # edge
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    _send(window.view, QEvent.Type.MouseButtonPress, *die_centre(5, 7), left, left)
+    _send(window.view, QEvent.Type.MouseMove, *die_centre(6, 7), none, left)
+    painting = first | {(5, 7): "edge", (6, 7): "edge"}
+    assert labelled(window) == painting  # painted live, the button still held
+    key(qtbot, window, "Z", Qt.KeyboardModifier.ControlModifier)  # undo in the middle of the stroke
+    key(qtbot, window, "Y", Qt.KeyboardModifier.ControlModifier)  # and redo
+    assert labelled(window) == painting  # neither touched the labels nor the history
+    assert "stroke" in window.statusBar().currentMessage()
+    _send(window.view, QEvent.Type.MouseMove, *die_centre(6, 8), none, left)
+    _send(window.view, QEvent.Type.MouseButtonRelease, *die_centre(6, 8), left, none)
+    after = painting | {(6, 8): "edge"}
+    assert labelled(window) == after
+    stack = window.doc.stack(window.doc.current)
+    assert [stack.command(i).text() for i in range(stack.count())] == ["Brush ring (4 dies)", "Brush edge (3 dies)"]
+    assert window.undo_action.isEnabled() and window.undo_action.text() == "Undo Brush edge (3 dies)"
+    assert not window.redo_action.isEnabled()
+    key(qtbot, window, "Z", Qt.KeyboardModifier.ControlModifier)  # now undo takes back the second stroke
+    assert labelled(window) == first
+    key(qtbot, window, "Z", Qt.KeyboardModifier.ControlModifier)
+    assert labelled(window) == {}

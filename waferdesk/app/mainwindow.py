@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -205,10 +205,20 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
         return h
 
     def _undo_actions(self) -> None:
-        self.undo_action = self.doc.group.createUndoAction(self, "Undo")
-        self.redo_action = self.doc.group.createRedoAction(self, "Redo")
-        self.undo_action.setIconText("Undo")  # the menu names the step; the toolbar button keeps its width
-        self.redo_action.setIconText("Redo")
+        # the group's own undo/redo actions could not be held back during a stroke: these follow
+        # the group (enabled, the step's name in the menu) and go through undo() / redo()
+        group = self.doc.group
+        self.undo_action, self.redo_action = QAction("Undo", self), QAction("Redo", self)
+        self.undo_action.triggered.connect(self.undo)
+        self.redo_action.triggered.connect(self.redo)
+        for action, word, can, text in (
+            (self.undo_action, "Undo", group.canUndoChanged, group.undoTextChanged),
+            (self.redo_action, "Redo", group.canRedoChanged, group.redoTextChanged),
+        ):
+            can.connect(action.setEnabled)
+            text.connect(lambda t, a=action, w=word: a.setText(f"{w} {t}" if t else w))
+            action.setEnabled(False)
+            action.setIconText(word)  # the menu names the step; the toolbar button keeps its width
         self.undo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Undo"]])
         self.redo_action.setShortcuts([QKeySequence(k) for k in UNDO_KEYS["Redo"]])
         self.addAction(self.undo_action)
@@ -440,6 +450,22 @@ class MainWindow(FileCommands, ModelCommands, ServerCommands, QMainWindow):
             slider.setValue(getattr(self, "_last_opacity", 85))
 
     # -- editing -----------------------------------------------------------------------------
+    def _stroke_held(self) -> bool:
+        """A brush or eraser stroke is being painted: undo and redo wait for its end, or they
+        would change dies under the stroke and its own undo step would record the mix."""
+        if self.view.tool is not None and self.view.tool.held:
+            self.statusBar().showMessage("finish the stroke first (release the button; Esc cancels it)", 5000)
+            return True
+        return False
+
+    def undo(self) -> None:
+        if not self._stroke_held():
+            self.doc.group.undo()
+
+    def redo(self) -> None:
+        if not self._stroke_held():
+            self.doc.group.redo()
+
     def accept_prediction(self) -> None:
         e = self.doc.current
         if e is None or e.prediction is None:

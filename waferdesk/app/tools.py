@@ -47,6 +47,11 @@ class Tool(QObject):
     def click(self, pos: tuple[float, float], double: bool = False) -> None: ...
     def hover(self, pos: tuple[float, float]) -> None: ...
 
+    @property
+    def held(self) -> bool:
+        """True while a stroke is being painted (the mouse button still down)."""
+        return False
+
     def cancel(self) -> bool:
         """Drop an unfinished gesture; True if there was one."""
         return False
@@ -73,6 +78,10 @@ class BrushTool(Tool):
         # paints, however long the stroke already is
         self._touched = np.zeros(0, dtype=bool)
         self._before = np.zeros(0, dtype=np.uint8)
+
+    @property
+    def held(self) -> bool:
+        return self._last is not None
 
     @property
     def value(self) -> int:
