@@ -72,3 +72,20 @@ def test_view_zoom_and_fit(window, wafer_file) -> None:
     window.view.fit()
     (f0, f1), _ = window.view.vb.viewRange()
     assert abs((f1 - f0) - (x1 - x0)) < 1e-6
+
+
+def test_lot_view_stacks_the_size_of_the_wafer_on_screen(window, tmp_path, qtbot) -> None:
+    window.open_paths([make_lot(tmp_path)])
+    odd = next(e for e in window.ws.entries if e.wafer.wafer_id == "odd")  # the lot's only 5x5 wafer
+    window.browser.select(odd)
+    assert window.doc.current is odd
+    qtbot.keyClick(window.view, "L", Qt.KeyboardModifier.ControlModifier)
+    lv = window.lot_view
+    assert lv.combo.currentText() == "L1"
+    assert lv.stack.shape == (5, 5) and lv.stack.n_wafers == 1 and lv.stack.skipped == 10
+    assert "1 wafers stacked · 5×5 dies" in lv.info.text() and "10 of another size" in lv.info.text()
+    # back to a 16x16 wafer: the lot view follows it
+    window.tabs.setCurrentWidget(window.page)
+    window.browser.select(next(e for e in window.ws.entries if e.wafer.wafer_id == "3"))
+    window.tabs.setCurrentWidget(window.lot_view)
+    assert lv.stack.shape == (16, 16) and lv.stack.n_wafers == 10 and lv.stack.skipped == 1

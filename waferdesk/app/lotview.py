@@ -39,6 +39,7 @@ class LotView(QWidget):
         super().__init__(parent)
         self.ws = workspace
         self.stack: LotStack | None = None
+        self.current: WaferEntry | None = None  # the wafer on screen: its size is the one stacked
         self.combo = QComboBox()
         self.combo.setMinimumWidth(220)
         self.combo.currentTextChanged.connect(self.show_lot)
@@ -80,6 +81,7 @@ class LotView(QWidget):
 
     def reload(self, current: WaferEntry | None = None) -> None:
         lots = list(self.ws.lots())
+        self.current = current
         want = current.lot if current is not None else self.combo.currentText()
         self.combo.blockSignals(True)
         self.combo.clear()
@@ -91,7 +93,9 @@ class LotView(QWidget):
 
     def show_lot(self, lot: str) -> None:
         entries = self.ws.lots().get(lot, [])
-        self.stack = stack_lot([e.wafer for e in entries])
+        # the wafer on screen is in the stack: its size, not the lot's most common one, if they differ
+        mine = self.current is not None and any(e is self.current for e in entries)
+        self.stack = stack_lot([e.wafer for e in entries], self.current.wafer.shape if mine else None)
         if self.stack is None:
             self.image.clear()
             self.info.setText("no wafers")

@@ -1,7 +1,8 @@
 """The lot view's numbers: fail rate per die position across the wafers of one lot.
 
 Wafers of a lot normally share one die grid; wafers of another size (a different product
-in the same lot id) cannot be stacked die by die and are counted as skipped.
+in the same lot id) cannot be stacked die by die and are counted as skipped. The lot view
+stacks the size of the wafer on screen, so the stack always holds it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ class LotStack:
         return (int(self.rate.shape[0]), int(self.rate.shape[1]))
 
 
-def stack_lot(wafers: Sequence[WaferMap]) -> LotStack | None:
-    """Stack the wafers of the most common grid size; None when there are none."""
+def stack_lot(wafers: Sequence[WaferMap], shape: tuple[int, int] | None = None) -> LotStack | None:
+    """Stack the wafers of grid size ``shape`` (None, or a size none has: the most common one);
+    None when there are no wafers."""
     if not wafers:
         return None
-    shape, _ = Counter(w.shape for w in wafers).most_common(1)[0]
+    if shape is None or not any(w.shape == shape for w in wafers):
+        shape, _ = Counter(w.shape for w in wafers).most_common(1)[0]
     same = [w for w in wafers if w.shape == shape]
     dies = np.stack([w.dies for w in same])
     present = (dies != NO_DIE).sum(axis=0)
