@@ -106,7 +106,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(report))
     if args.json:
+        from ..core.atomic import atomic_open
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with atomic_open(args.json) as fh:  # an interrupted write leaves the previous file whole
+            json.dump(report, fh, indent=2)
+            fh.write("\n")
         print(f"wrote {args.json}")
     return 0

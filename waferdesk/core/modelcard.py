@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_open
 from .encoding import CHANNELS, ENCODING_VERSION
 from .errors import ModelError
 from .resources import resource_path
@@ -92,8 +93,11 @@ class ModelCard:
         return out
 
     def save(self, path: str | Path) -> Path:
+        """Write the card atomically: an interrupted write leaves the previous card whole."""
         p = Path(path)
-        p.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        with atomic_open(p) as fh:
+            json.dump(self.to_json(), fh, indent=2, sort_keys=False)
+            fh.write("\n")
         return p
 
     @classmethod

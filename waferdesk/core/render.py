@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_open
 from .taxonomy import IGNORE, Taxonomy, default_taxonomy
 from .wafer import LabelMask, WaferMap
 
@@ -90,5 +91,7 @@ def save_png(img: np.ndarray, path: str | Path) -> Path:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(img)).save(out, optimize=False)
+    picture = Image.fromarray(np.ascontiguousarray(img))
+    with atomic_open(out, "wb") as fh:  # an interrupted write leaves the previous picture whole
+        picture.save(fh, format=Image.registered_extensions().get(out.suffix.lower(), "PNG"), optimize=False)
     return out

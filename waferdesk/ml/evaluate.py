@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from waferdesk.core.atomic import atomic_open
 from waferdesk.core.metrics import confusion, f1_scores, iou_from_confusion, label_confusion
 from waferdesk.core.records import WaferRecord
 from waferdesk.core.results import NONE, Verdict, VerdictPolicy, summarize
@@ -170,19 +171,25 @@ def flat_summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _write_json(path: Path, data: Any) -> Path:
+    """Atomically: an interrupted write leaves the previous file whole (:mod:`waferdesk.core.atomic`)."""
+    with atomic_open(path) as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    return path
+
+
 def save_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """``metrics.json`` plus confusion matrices as JSON and PNG under ``out_dir``."""
     from .plots import plot_confusion
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    written = [d / "metrics.json"]
-    written[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    written = [_write_json(d / "metrics.json", report)]
     syn, real = report.get("synthetic"), report.get("real")
     if syn:
         c = syn["confusion"]
-        (d / "confusion_synthetic.json").write_text(json.dumps(c, indent=2) + "\n", encoding="utf-8")
-        written += [d / "confusion_synthetic.json"]
+        written.append(_write_json(d / "confusion_synthetic.json", c))
         written.append(
             plot_confusion(
                 np.array(c["counts"]),
@@ -196,8 +203,7 @@ def save_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         )
     if real:
         c = real["confusion"]
-        (d / "confusion_real.json").write_text(json.dumps(c, indent=2) + "\n", encoding="utf-8")
-        written += [d / "confusion_real.json"]
+        written.append(_write_json(d / "confusion_real.json", c))
         written.append(
             plot_confusion(
                 np.array(c["counts"]),

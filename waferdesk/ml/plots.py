@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from waferdesk.core.atomic import atomic_open
+
 
 def _plt():
     import matplotlib
@@ -16,6 +18,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Atomically (an interrupted write leaves the previous picture whole), then close the figure."""
+    out = Path(path)
+    try:
+        with atomic_open(out, "wb") as fh:
+            fig.savefig(fh, format=out.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    return out
 
 
 def plot_confusion(
@@ -46,10 +59,7 @@ def plot_confusion(
                     j, i, txt, ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.55 else "black"
                 )
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_curves(history: list[dict[str, Any]], train_log: list[dict[str, Any]], path: str | Path, title: str) -> Path:
@@ -98,10 +108,7 @@ def plot_curves(history: list[dict[str, Any]], train_log: list[dict[str, Any]], 
     ax.set_title("real WM-811K subset (never trained on)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def plot_al_curves(result: dict[str, Any], path: str | Path) -> Path:
@@ -130,7 +137,4 @@ def plot_al_curves(result: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
