@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..core.config import Settings
+from ..core.emails import email_problem
 from ..core.errors import ConflictError, NotAuthenticatedError, NotFoundError, UnprocessableError
 from ..core.permissions import Role
 from ..core.security import TokenCodec, TokenError, password_hasher, verify_password
@@ -71,6 +72,8 @@ class AuthService:
         self, session: Session, username: str, password: str, role: Role | str = Role.VIEWER, email: str | None = None
     ) -> User:
         name = normalize_username(username)
+        if email is not None and (problem := email_problem(email)) is not None:
+            raise UnprocessableError(f"email: {problem}", code="invalid_email", details={"field": "email"})
         self.check_password(password)
         role = Role(role)
         if session.scalar(select(User.id).where(User.username == name)) is not None:

@@ -36,6 +36,26 @@ def test_registration_rules(client, app_factory) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "registration_disabled"
 
 
+def test_a_malformed_email_is_refused_naming_the_field(client, as_role) -> None:
+    for bad in ("alice", "alice@", "@example.com", "a b@example.com", "a@@example.com", "a@example", "a@x..com", ""):
+        r = client.post("/auth/register", json={"username": "alice", "password": PASSWORD, "email": bad})
+        assert r.status_code == 422, (bad, r.text)
+        err = r.json()["error"]
+        assert err["code"] == "invalid_input" and err["message"].startswith("body field email: "), (bad, err)
+        assert err["details"][0]["field"] == "body field email"
+        # an admin creating an account is held to the same rule
+        r = client.post(
+            "/users", json={"username": "alice", "password": PASSWORD, "email": bad}, headers=as_role("admin")
+        )
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body field email", (bad, r.text)
+    ok = client.post(
+        "/auth/register", json={"username": "alice", "password": PASSWORD, "email": "a.b+c@mail.example.org"}
+    )
+    assert ok.status_code == 201 and ok.json()["email"] == "a.b+c@mail.example.org"
+    nobody = client.post("/auth/register", json={"username": "bob", "password": PASSWORD, "email": None})
+    assert nobody.status_code == 201 and nobody.json()["email"] is None
+
+
 def test_passwords_are_stored_as_argon2id(client) -> None:
     uid = create_user(client, "erin", "viewer")
     ctx = client.app.state.ctx

@@ -150,10 +150,16 @@ def test_migrate_and_create_user_on_postgres(database, tmp_path) -> None:
     assert res.returncode == 0 and "already at revision" in res.stdout, res.stderr
     res = _cli("create-user", "cli-eng", "--role", "engineer", "--password-stdin", env=env, stdin="a long password\n")
     assert res.returncode == 0 and "created engineer 'cli-eng'" in res.stdout, res.stderr
+    res = _cli("create-user", "cli-bad", "--email", "nope", "--password-stdin", env=env, stdin="a long password\n")
+    assert (
+        res.returncode == 2
+        and res.stderr == "waferdesk-server: email: 'nope' is not an e-mail address (name@example.com)\n"
+    )
     from sqlalchemy import text
 
     with database.engine.begin() as conn:
         assert conn.execute(text("SELECT role FROM users WHERE username = 'cli-eng'")).scalar() == "engineer"
+        assert conn.execute(text("SELECT COUNT(*) FROM users WHERE username = 'cli-bad'")).scalar() == 0
         conn.execute(text("DELETE FROM users"))
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ...core.emails import check_email
+
+# an account's e-mail address: refused (422 naming the field) when obviously malformed
+Email = Annotated[str, Field(max_length=255, examples=["alice@example.com"]), AfterValidator(check_email)]
 
 
 class RegisterRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64, examples=["alice"])
     password: str = Field(min_length=1, max_length=1024)
-    email: str | None = Field(None, max_length=255)
+    email: Email | None = None
 
 
 class TokenResponse(BaseModel):

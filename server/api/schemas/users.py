@@ -5,14 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from ...core.permissions import Role
-from .auth import UserOut
+from .auth import Email, UserOut
 
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     role: Role = Role.VIEWER
-    email: str | None = Field(None, max_length=255)
+    email: Email | None = None
 
 
 class UserUpdate(BaseModel):
