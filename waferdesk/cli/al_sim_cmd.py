@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import atomic_open
 from ..core.errors import WaferDeskError
 
 JSON_NAME = "al-sim.json"
@@ -90,9 +91,8 @@ def config_from(args: argparse.Namespace) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        fh.write(json.dumps(data, indent=1) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from waferdesk.core.atomic import atomic_open
 from waferdesk.core.encoding import canvas_for, decode, encode_batch, encode_labels
 from waferdesk.core.errors import WaferDeskError
 from waferdesk.core.records import WaferRecord
@@ -161,15 +161,13 @@ def validate(
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        fh.write(json.dumps(data, indent=1) + "\n")
 
 
 def load_checkpoint_model(path: str | Path, device: str = "cpu") -> tuple[WaferUnet, dict[str, Any]]:

@@ -34,13 +34,13 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import sys
 import tarfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from waferdesk.core.atomic import atomic_open
 from waferdesk.core.errors import WaferDeskError
 
 if TYPE_CHECKING:
@@ -174,9 +174,8 @@ def pack_run(run_dir: str | Path, out_dir: str | Path, chunk_bytes: int = DEFAUL
 
 
 def _write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
     return path
 
 
@@ -237,9 +236,8 @@ def unpack_run(packed_dir: str | Path, run_dir: str | Path) -> Path:
 
     run.mkdir(parents=True, exist_ok=True)
     _extract_meta(meta, run, src / meta_info["file"])
-    tmp = run / (CHECKPOINT + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, run / CHECKPOINT)
+    with atomic_open(run / CHECKPOINT, "wb") as fh:
+        torch.save(ck, fh)
     return run
 
 

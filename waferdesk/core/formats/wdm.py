@@ -16,7 +16,6 @@ different taxonomy is refused instead of silently relabelled.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import zipfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_open
 from ..errors import FormatError, ValidationError
 from ..records import WaferRecord
 from ..taxonomy import default_taxonomy
@@ -89,19 +89,16 @@ def write_wdm(path: str | Path, records: Iterable[WaferRecord]) -> Path:
         )
         members["bins.npy"] = _npy_bytes(bins.astype(np.int32))
         members["has_bins.npy"] = _npy_bytes(has_bins)
-    tmp = out.with_name(out.name + ".part")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        with (
+            atomic_open(out, "wb") as fh,
+            zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf,
+        ):
             for name, data in members.items():
                 zf.writestr(name, data)
-        tmp.replace(out)
-    except BaseException as exc:  # also Ctrl-C: no half-written .part is left behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise FormatError(out, f"cannot write ({exc.strerror or exc})") from None
-        raise
+    except OSError as exc:
+        raise FormatError(out, f"cannot write ({exc.strerror or exc})") from None
     return out
 
 
