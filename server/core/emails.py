@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's longest forward path, less the angle brackets
-# local@domain.tld: one @, no spaces or control characters, the domain's labels non-empty
-# (at least two of them), no label starting or ending with a hyphen
+# local@domain: one @, no spaces or control characters, the domain's labels non-empty, no label
+# starting or ending with a hyphen. A one-label domain (user@fabhost) is allowed: fab intranets
+# have them, and refusing a real address costs more than accepting a typo.
 _LABEL = r"[^\s@.\x00-\x1f\x7f\-](?:[^\s@.\x00-\x1f\x7f]*[^\s@.\x00-\x1f\x7f\-])?"
-EMAIL_RE = re.compile(rf"[^\s@\x00-\x1f\x7f]+@{_LABEL}(?:\.{_LABEL})+")
+EMAIL_RE = re.compile(rf"[^\s@\x00-\x1f\x7f]+@{_LABEL}(?:\.{_LABEL})*")
 
 
 def email_problem(email: str) -> str | None:
