@@ -15,7 +15,6 @@ share it; :func:`rle_encode` / :func:`rle_decode` are the building blocks of the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open
 from .errors import FormatError
 from .taxonomy import IGNORE, Taxonomy, default_taxonomy
 from .wafer import LabelMask, WaferMap
@@ -226,16 +226,13 @@ def build_coco(
 
 
 def write_coco(path: str | Path, document: dict) -> Path:
-    """Write a COCO document atomically (temp file renamed into place)."""
+    """Write a COCO document atomically (:func:`~waferdesk.core.atomic.atomic_open`)."""
     out = Path(path)
-    tmp = out.with_name(out.name + ".part")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(document), encoding="utf-8")
-        tmp.replace(out)
+        with atomic_open(out) as fh:
+            fh.write(json.dumps(document))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise FormatError(out, f"cannot write COCO file ({exc.strerror or exc})") from None
     return out
 
