@@ -8,6 +8,7 @@ import socket
 import stat
 import time
 
+import httpx
 import keyring
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from live_server import PASSWORD, seed_queue, start_server
 from PySide6.QtCore import Qt, QTimer
 from qtdrive import drag
 
+from waferdesk.app.browser import COL_STATUS
 from waferdesk.client.api import ServerClient, ServerError, labels_from_payload
 from waferdesk.client.credentials import TokenStore
 from waferdesk.client.outbox import CONFLICT
@@ -258,11 +260,62 @@ def test_a_conflict_shows_both_versions_and_keep_mine_or_take_theirs(qtbot, live
     e2, theirs = claim_and_collide(fill=5)
     win.queue.conflict_dialog.take.click()  # take theirs: my labels give way, the server keeps its draft
     assert np.array_equal(e2.labels, theirs) and e2.sync == "took theirs"
+    m = win.browser.model
+    assert m.data(m.index(m.row_of(e2), COL_STATUS)) == "took theirs"  # the user's choice, not a loss
+    assert "deleted" not in win.outbox_label.text()
     (kept,) = other.annotations_for_wafer(win.queue.tasks[e2.key].wafer_db_id)
     assert kept["version"] == 1 and kept["status"] == "draft"
     win.doc.stack(e2).undo()  # taking theirs is one undo step like any edit
     assert not np.array_equal(e2.labels, theirs)
     other.close()
+
+
+class LosingTransport(httpx.BaseTransport):
+    """Forwards to the real server; the next answer of a ``lose`` (method, path prefix) is lost
+    after the request DID reach the server."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.lose: set[tuple[str, str]] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.real.handle_request(request)
+        for method, prefix in list(self.lose):
+            if request.method == method and request.url.path.startswith(prefix):
+                self.lose.discard((method, prefix))
+                response.read()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_a_submission_deleted_on_the_server_shows_so_not_as_took_theirs(qtbot, live, make_window, tmp_path) -> None:
+    seed_queue(live, tmp_path, n=4, batch=3)
+    wire = LosingTransport()
+    win = make_window()
+    win.connect_server(ServerClient.login(live.url, "ann", PASSWORD, transport=wire), sync_model=False)
+    win.queue.prefetch_enabled = False
+    win.queue.sync_timer.stop()  # sent right after Submit and when asked, not in between
+    win.actions["claim_next"].trigger()
+    qtbot.waitUntil(lambda: _on_screen_queue_entry(win) is not None, timeout=WAIT)
+    first = win.doc.current
+    wire.lose.add(("POST", "/annotations"))
+    assert win.queue.submit_current()  # the server makes it, the answer never comes
+    qtbot.waitUntil(lambda: not wire.lose and not win.queue.syncing, timeout=WAIT)
+    assert first.sync == "pending"
+    with ServerClient.login(live.url, "ann", PASSWORD) as other:  # deleted meanwhile (another machine)
+        (made,) = other.annotations_for_wafer(win.queue.tasks[first.key].wafer_db_id)
+        other.delete_annotation(made["id"], made["version"])
+    win.queue.sync_now()  # the replay of its key: 410 annotation_deleted
+    qtbot.waitUntil(lambda: first.sync not in ("pending", ""), timeout=WAIT)
+    m = win.browser.model
+    cell = m.index(m.row_of(first), COL_STATUS)
+    assert m.data(cell) == "deleted on server ✗"
+    tip = m.data(cell, Qt.ItemDataRole.ToolTipRole)
+    assert f"deleted on the server: annotation {made['id']}" in tip and "not sent again" in tip
+    assert "took theirs" not in tip
+    # the counter says something submitted was not sent, and its tooltip names it
+    assert win.outbox_label.text() == "outbox: 0 pending · 0 synced · 1 deleted on server"
+    assert first.title in win.outbox_label.toolTip() and f"annotation {made['id']}" in win.outbox_label.toolTip()
 
 
 def test_review_mode_annotation_beside_prediction_approve_and_reject(qtbot, live, make_window, tmp_path) -> None:

@@ -39,8 +39,22 @@ REFILTER_MS = 1000  # rows re-checked against the filter at most once a second w
 STATUS_FILTERS = ("All wafers", "Unlabelled", "Labelled", "Draft", "Saved", "Predicted", "Not predicted")
 STATUS_COLOURS = {Status.DRAFT: theme.WARN, Status.SAVED: "#6cc070", Status.FROM_FILE: "#8fb3e0"}
 # outbox state of a submitted queue wafer
-SYNC_COLOURS = {"pending": theme.WARN, "synced": "#6cc070", "failed": "#e06c6c", "conflict": "#e06c6c"}
-SYNC_TEXT = {"pending": "sending ↑", "synced": "submitted ✓", "failed": "failed ✗", "conflict": "conflict ⚠"}
+# ("took theirs": a conflict settled with the server's version; "deleted": the annotation it made
+# was deleted on the server since, so it is not sent again; queue_mode.shown_state)
+SYNC_COLOURS = {
+    "pending": theme.WARN,
+    "synced": "#6cc070",
+    "failed": "#e06c6c",
+    "conflict": "#e06c6c",
+    "deleted": "#e06c6c",
+}
+SYNC_TEXT = {
+    "pending": "sending ↑",
+    "synced": "submitted ✓",
+    "failed": "failed ✗",
+    "conflict": "conflict ⚠",
+    "deleted": "deleted on server ✗",
+}
 
 
 class WaferTableModel(QAbstractTableModel):
@@ -118,7 +132,7 @@ class WaferTableModel(QAbstractTableModel):
                     COL_VERDICT: "the model's wafer-level verdict (run the model to fill it)",
                     COL_UNCERTAINTY: "mean per-die entropy of the model's prediction (high = worth a look)",
                     COL_STATUS: "annotation status of the labels; for server work, the queue state and whether "
-                    "the submission is pending, synced, failed or in conflict",
+                    "the submission is pending, synced, failed, in conflict or deleted on the server since",
                 }.get(section)
         return None
 
@@ -141,7 +155,7 @@ class WaferTableModel(QAbstractTableModel):
             colour = SYNC_COLOURS.get(e.sync) if e.sync else STATUS_COLOURS.get(e.status)
             return QColor(colour) if colour else QColor(theme.MUTED)
         if role == Qt.ItemDataRole.ToolTipRole and col == COL_STATUS and e.remote:
-            return f"{e.remote}" + (f", outbox: {e.sync}" if e.sync else "")
+            return self._sync_tip(e)
         if role == Qt.ItemDataRole.ToolTipRole:
             h, w = e.wafer.shape
             return f"{e.title} · {h}×{w} dies · {e.source.name} (wafer {e.index + 1} in the file)"
@@ -165,6 +179,15 @@ class WaferTableModel(QAbstractTableModel):
         if e.remote:
             return SYNC_TEXT.get(e.sync, e.sync) if e.sync else e.remote
         return str(e.status)
+
+    @staticmethod
+    def _sync_tip(e: WaferEntry) -> str:
+        """The status cell's tooltip: the queue state, the outbox's, and why it was not sent."""
+        if not e.sync:
+            return e.remote
+        if e.sync == "deleted":  # the outbox's message says it all ("deleted on the server: …")
+            return f"{e.remote}, outbox: {e.sync_note or 'deleted on the server; not sent again'}"
+        return f"{e.remote}, outbox: {e.sync}" + (f": {e.sync_note}" if e.sync_note else "")
 
     @staticmethod
     def _sort_key(e: WaferEntry, col: int):

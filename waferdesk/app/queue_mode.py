@@ -6,7 +6,10 @@ the items in hand) and fetches its grid and pre-annotation, so *Submit* shows it
 Submissions go to the :class:`~waferdesk.client.outbox.Outbox` first and a second thread
 sends them whenever the server answers (every few seconds while any is pending); the browser's
 status column and the status bar show pending / synced / failed / conflict. A conflict opens
-:class:`~.conflict.ConflictDialog`; nothing is overwritten without the user's choice.
+:class:`~.conflict.ConflictDialog`; nothing is overwritten without the user's choice. A
+discarded entry is either a conflict settled by *Take theirs* ("took theirs") or one whose
+annotation was deleted on the server since an earlier attempt made it ("deleted", with the
+outbox's message): never sent again, and said so.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout
 
 from ..client.api import ServerError, labels_from_payload
-from ..client.outbox import CONFLICT, DISCARDED, FAILED, PENDING, SYNCED, Outbox
+from ..client.outbox import CONFLICT, DISCARDED, FAILED, PENDING, SYNCED, Entry, Outbox
 from ..client.server_session import QueueTask, ServerSession
 from ..core.taxonomy import IGNORE
 from ..core.wafer import FAIL, LabelMask
@@ -38,6 +41,23 @@ SYNC_INTERVAL_MS = 4000
 BACKGROUND_DELAY_MS = 250
 NET_TIMEOUT_S = 20.0  # a hung network fails a background call (retried later) rather than holding it
 MAX_HELD = 4  # items in hand at once (the server's ``exclude`` limit)
+# how the browser shows a discarded outbox entry (WaferEntry.sync); other states are shown as they are
+TOOK_THEIRS, DELETED = "took theirs", "deleted"
+DELETED_PREFIX = "deleted on the server"  # the outbox's message of an entry dropped on a 410 annotation_deleted
+
+
+def deleted_on_server(out: Entry) -> bool:
+    """A discarded entry whose annotation was deleted on the server (not one the user gave up)."""
+    return out.state == DISCARDED and out.message.startswith(DELETED_PREFIX)
+
+
+def shown_state(out: Entry) -> tuple[str, str]:
+    """(WaferEntry.sync, WaferEntry.sync_note) of an outbox entry."""
+    if out.state == DISCARDED:
+        return (DELETED, out.message) if deleted_on_server(out) else (TOOK_THEIRS, "")
+    return out.state, out.message if out.state == FAILED else ""
+
+
 SKIP_REASONS = (
     "map is unreadable or corrupt",
     "no failing dies worth labelling",
@@ -194,7 +214,7 @@ class QueueController(QObject):
                 8000,
             )
         if entry.remote != "in queue":
-            entry.remote, entry.sync = "in queue", ""
+            entry.remote, entry.sync, entry.sync_note = "in queue", "", ""
         if entry is not fresh and fresh.prediction is not None:
             entry.prediction = fresh.prediction
         self.tasks[entry.key] = task
@@ -254,7 +274,7 @@ class QueueController(QObject):
         )
         self.entry_of_outbox[out.key] = e
         self.item_of_outbox[out.key] = task.item_id
-        e.remote, e.sync = "submitted", PENDING
+        e.remote, e.sync, e.sync_note = "submitted", PENDING, ""
         self.win.browser.refresh_entry(e)
         self.current = None
         self.claim_next()
@@ -318,8 +338,9 @@ class QueueController(QObject):
             out = self.outbox.get(key)
             if out is None:
                 continue
-            if out.state != entry.sync:
-                entry.sync = out.state if out.state != "discarded" else "took theirs"
+            shown = shown_state(out)
+            if shown != (entry.sync, entry.sync_note):
+                entry.sync, entry.sync_note = shown
                 self.win.browser.refresh_entry(entry)
             if out.state in (SYNCED, DISCARDED):  # failed / conflict: the claim stays in hand until settled
                 self.held.discard(self.item_of_outbox.get(key, -1))
@@ -348,14 +369,14 @@ class QueueController(QObject):
         if choice == KEEP_MINE:
             self.outbox.keep_mine(key)
             if entry is not None:
-                entry.sync = PENDING
+                entry.sync, entry.sync_note = PENDING, ""
             self.sync_now()
         else:
             self.outbox.take_theirs(key)
             if entry is not None and out.theirs is not None:
                 theirs = labels_from_payload(out.theirs["labels"], entry.wafer.shape)
                 self.win.doc.replace_labels(entry, theirs, "Take the server's version")
-                entry.sync = "took theirs"
+                entry.sync, entry.sync_note = TOOK_THEIRS, ""
                 if entry is self.win.doc.current:
                     self.win.view.refresh()
             self._after_sync()

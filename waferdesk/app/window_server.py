@@ -18,13 +18,14 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QToolBar
 from ..client.api import ServerClient, ServerError
 from ..client.credentials import TokenStore
 from ..client.modelsync import DOWNLOADED, ModelSyncError, sync_active_model
-from ..client.outbox import Outbox
+from ..client.outbox import DISCARDED, Outbox
 from ..client.server_session import ServerSession
 from ..client.work import LocalSession
 from ..core.errors import WaferDeskError
 from ..core.modelcard import card_path_for, default_model_path, load_card
+from . import theme
 from .net import NetRunner
-from .queue_mode import QueueController
+from .queue_mode import QueueController, deleted_on_server
 from .review import ReviewController, ReviewPanel
 from .signin import SignInDialog
 from .workers import InferenceEngine
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EDIT_ACTIONS = ("brush", "eraser", "polygon", "fill", "accept", "clear_labels")
 QUEUE_ACTIONS = ("claim_next", "submit", "skip")
+DELETED_LISTED = 5  # the outbox counter's tooltip names the latest few submissions deleted on the server
 
 
 class ServerCommands:
@@ -225,16 +227,27 @@ class ServerCommands:
             self.outbox_label.setText("")
             return
         c = self.outbox.counts(self.session.server)
+        # a discarded entry is counted only when the user did not choose it: its annotation was
+        # deleted on the server, so the submission is not there and is never sent again
+        deleted = [e for e in self.outbox.entries(DISCARDED, self.session.server) if deleted_on_server(e)]
         text = f"outbox: {c['pending']} pending · {c['synced']} synced"
         if c["failed"]:
             text += f" · {c['failed']} failed"
         if c["conflict"]:
             text += f" · {c['conflict']} conflict"
+        if deleted:
+            text += f" · {len(deleted)} deleted on server"
         self.outbox_label.setText(text)
-        self.outbox_label.setStyleSheet("color: #e06c6c;" if c["failed"] or c["conflict"] else "")
-        self.outbox_label.setToolTip(
-            "submissions wait in the local outbox until the server has them (sent every few seconds)"
-        )
+        # red: something to do (retry, settle); amber: nothing to do, but it was not sent
+        colour = "#e06c6c" if c["failed"] or c["conflict"] else theme.WARN if deleted else ""
+        self.outbox_label.setStyleSheet(f"color: {colour};" if colour else "")
+        tip = "submissions wait in the local outbox until the server has them (sent every few seconds)"
+        if deleted:
+            tip += "\nnot sent, the annotation was deleted on the server since:"
+            tip += "".join(f"\n{e.title}: {e.message}" for e in deleted[-DELETED_LISTED:])
+            if len(deleted) > DELETED_LISTED:
+                tip += f"\n(and {len(deleted) - DELETED_LISTED} earlier)"
+        self.outbox_label.setToolTip(tip)
 
     def show_review(self) -> None:
         if self.review is None:

@@ -50,7 +50,8 @@ class WaferEntry:
     prediction: ModelResult | None = None  # once the model ran on it
     key: str = ""
     remote: str = ""  # server work: "in queue", "submitted", "skipped", "review" ("" = a local file)
-    sync: str = ""  # outbox state of its submission: pending, synced, failed, conflict
+    sync: str = ""  # outbox state of its submission: pending, synced, failed, conflict, took theirs, deleted
+    sync_note: str = ""  # the outbox's message when it says why it was not sent (failed, deleted on the server)
     read_only: bool = False  # shown, not edited (a review)
     from_server: bool = False  # a queue or review row (not a local file's wafer): its labels go to the server
 
