@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from waferdesk.core.formats import write_wdm
 from waferdesk.core.synth import generate
 
@@ -95,3 +97,23 @@ def seed_queue(live: LiveServer, tmp_path: Path, n: int = 6, batch: int = 4, see
     with ServerClient.login(live.url, "eng", PASSWORD) as eng:
         eng.upload(path)
         return eng.query(strategy="uncertainty", batch_size=batch, seed=seed)
+
+
+class LosingTransport(httpx.BaseTransport):
+    """Forwards to the real server; ``lose`` answers (the request DID reach the server) or go ``offline``."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.lose: set[tuple[str, str]] = set()  # (method, path prefix) whose next answer is lost
+        self.offline = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.offline:
+            raise httpx.ConnectError("connection refused", request=request)
+        response = self.real.handle_request(request)
+        for method, prefix in list(self.lose):
+            if request.method == method and request.url.path.startswith(prefix):
+                self.lose.discard((method, prefix))
+                response.read()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import pytest
 
 from waferdesk.app.browser import COL_UNCERTAINTY, COL_VERDICT
 from waferdesk.core.inference import Segmenter
@@ -17,6 +20,34 @@ def make_window(qtbot, model_path):
     qtbot.addWidget(win)
     win.show()
     return win, store
+
+
+@pytest.fixture
+def loading_window(qtbot, app_home, wafer_file, tiny_model):
+    """A window on ``wafer_file`` with auto-run off, whose model loads only once the yielded
+    event is set: what a click before the model is ready meets."""
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.app.workers import default_segmenter_factory
+    from waferdesk.client.drafts import DraftStore
+
+    loaded = threading.Event()
+
+    def slow_factory(path, providers):
+        loaded.wait(30)
+        return default_segmenter_factory(path, providers)
+
+    store = DraftStore()
+    win = MainWindow(store, segmenter_factory=slow_factory, model_path=str(tiny_model), start_engine=False)
+    qtbot.addWidget(win)
+    win.show()
+    win.actions["auto_run"].setChecked(False)
+    win.open_paths([wafer_file])
+    try:
+        yield win, loaded
+    finally:
+        loaded.set()
+        win.close()
+        store.close()
 
 
 def test_worker_fills_the_verdict_column(qtbot, app_home, wafer_file, tiny_model) -> None:
@@ -190,11 +221,10 @@ class _SlowSegmenter:
         return out
 
 
-def test_skimming_through_wafers_predicts_the_one_landed_on_next(qtbot, app_home, tmp_path: Path) -> None:
+def _twelve_wafers(tmp_path: Path) -> Path:
+    """A .wdm of twelve synthetic wafers named w00..w11, in that order."""
     import dataclasses
 
-    from waferdesk.app.mainwindow import MainWindow
-    from waferdesk.client.drafts import DraftStore
     from waferdesk.core.formats import write_wdm
     from waferdesk.core.synth import generate_record
 
@@ -202,79 +232,84 @@ def test_skimming_through_wafers_predicts_the_one_landed_on_next(qtbot, app_home
     records = [
         dataclasses.replace(r, wafer=dataclasses.replace(r.wafer, wafer_id=f"w{i:02d}")) for i, r in enumerate(records)
     ]
-    path = write_wdm(tmp_path / "twelve.wdm", records)
+    return write_wdm(tmp_path / "twelve.wdm", records)
+
+
+@pytest.fixture
+def slow_window(qtbot, app_home):
+    """A window whose model is a :class:`_SlowSegmenter`, shown and ready: (window, segmenter)."""
+    from waferdesk.app.mainwindow import MainWindow
+    from waferdesk.client.drafts import DraftStore
+
     fake = _SlowSegmenter()
     store = DraftStore()
     win = MainWindow(store, segmenter_factory=lambda *_a: fake)
     qtbot.addWidget(win)
     try:
-        win.actions["auto_run"].setChecked(False)  # only the wafer on screen is predicted
         win.show()
         qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
-        win.open_paths([path])
-        qtbot.waitUntil(fake.started.is_set, timeout=10000)  # the first wafer is running
-        for _ in range(11):  # N held down: every wafer is on screen for a moment
-            win.browser.step(1)
-        last = win.doc.current
-        assert last.wafer.wafer_id == "w11"
-        fake.go.set()  # the first wafer's run ends: the thread is free again
-        qtbot.waitUntil(lambda: last.prediction is not None, timeout=30000)
-        # none of the wafers passed by runs before the one landed on
-        assert fake.ran == ["w00", "w11"]
+        yield win, fake
     finally:
+        fake.go.set()  # a failed test must not leave the inference thread held while the window closes
         win.close()
         store.close()
 
 
-def test_a_queue_wafer_keeps_the_servers_pre_annotation_as_its_model_mask(qtbot, app_home, wafer_file) -> None:
+def test_skimming_through_wafers_predicts_the_one_landed_on_next(qtbot, tmp_path: Path, slow_window) -> None:
+
+    path = _twelve_wafers(tmp_path)
+    win, fake = slow_window
+    win.actions["auto_run"].setChecked(False)  # only the wafer on screen is predicted
+    win.open_paths([path])
+    qtbot.waitUntil(fake.started.is_set, timeout=10000)  # the first wafer is running
+    for _ in range(11):  # N held down: every wafer is on screen for a moment
+        win.browser.step(1)
+    last = win.doc.current
+    assert last.wafer.wafer_id == "w11"
+    fake.go.set()  # the first wafer's run ends: the thread is free again
+    qtbot.waitUntil(lambda: last.prediction is not None, timeout=30000)
+    # none of the wafers passed by runs before the one landed on
+    assert fake.ran == ["w00", "w11"]
+
+
+def test_a_queue_wafer_keeps_the_servers_pre_annotation_as_its_model_mask(qtbot, wafer_file, slow_window) -> None:
     import numpy as np
 
-    from waferdesk.app.mainwindow import MainWindow
     from waferdesk.app.model.predictions import from_mask
     from waferdesk.app.model.workspace import WaferEntry
-    from waferdesk.client.drafts import DraftStore
     from waferdesk.core.formats import read_wdm
     from waferdesk.core.wafer import FAIL, LabelMask
 
-    fake = _SlowSegmenter()
+    win, fake = slow_window
     fake.go.set()
-    store = DraftStore()
-    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
-    qtbot.addWidget(win)
-    try:
-        win.actions["auto_run"].setChecked(False)
-        win.show()
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
-        # a wafer as queue mode shows it: the server's stored prediction is its starting labels
-        rec = read_wdm(wafer_file)[1]
-        pre = np.where(rec.wafer.dies == FAIL, 3, 255).astype(np.uint8)
-        entry = WaferEntry(rec.wafer, wafer_file, 0, given=LabelMask(pre.copy()))
-        entry.prediction = from_mask(pre, rec.wafer, "server-model-7")
-        entry.remote = "in queue"
-        win.ws.add(entry)
-        win.browser.model.append([entry])
-        win.browser.select(entry)
-        assert win.doc.current is entry
-        win.open_paths([wafer_file])  # and a local file, which the local model does run on
-        local = win.ws.entries[1]
-        win.browser.select(local)
-        qtbot.waitUntil(lambda: local.prediction is not None, timeout=10000)
-        win.set_mode("uncertainty")  # the local wafer has per-die probabilities
-        assert win.view.mode == "uncertainty"
-        win.browser.select(entry)
-        qtbot.wait(300)
-        # M shows the mask the annotation started from, as the docs say, not the local model's
-        assert entry.prediction.model_version == "server-model-7"
-        assert np.array_equal(entry.prediction.labels, pre)
-        # the server's mask has no probabilities: its model mask is shown, not an empty map
-        assert win.view.mode == "prediction"
-        win.set_mode("uncertainty")  # U
-        assert win.view.mode == "prediction" and "no per-die probabilities" in win.statusBar().currentMessage()
-        win.run_current()  # Run model (Ctrl+R) still replaces it on request
-        qtbot.waitUntil(lambda: entry.prediction.model_version == "slow-1", timeout=10000)
-    finally:
-        win.close()
-        store.close()
+    win.actions["auto_run"].setChecked(False)
+    # a wafer as queue mode shows it: the server's stored prediction is its starting labels
+    rec = read_wdm(wafer_file)[1]
+    pre = np.where(rec.wafer.dies == FAIL, 3, 255).astype(np.uint8)
+    entry = WaferEntry(rec.wafer, wafer_file, 0, given=LabelMask(pre.copy()))
+    entry.prediction = from_mask(pre, rec.wafer, "server-model-7")
+    entry.remote = "in queue"
+    win.ws.add(entry)
+    win.browser.model.append([entry])
+    win.browser.select(entry)
+    assert win.doc.current is entry
+    win.open_paths([wafer_file])  # and a local file, which the local model does run on
+    local = win.ws.entries[1]
+    win.browser.select(local)
+    qtbot.waitUntil(lambda: local.prediction is not None, timeout=10000)
+    win.set_mode("uncertainty")  # the local wafer has per-die probabilities
+    assert win.view.mode == "uncertainty"
+    win.browser.select(entry)
+    qtbot.wait(300)
+    # M shows the mask the annotation started from, as the docs say, not the local model's
+    assert entry.prediction.model_version == "server-model-7"
+    assert np.array_equal(entry.prediction.labels, pre)
+    # the server's mask has no probabilities: its model mask is shown, not an empty map
+    assert win.view.mode == "prediction"
+    win.set_mode("uncertainty")  # U
+    assert win.view.mode == "prediction" and "no per-die probabilities" in win.statusBar().currentMessage()
+    win.run_current()  # Run model (Ctrl+R) still replaces it on request
+    qtbot.waitUntil(lambda: entry.prediction.model_version == "slow-1", timeout=10000)
 
 
 def test_a_model_that_arrives_after_none_was_available_can_be_run(qtbot, app_home, wafer_file, tiny_model) -> None:
@@ -295,153 +330,77 @@ def test_a_model_that_arrives_after_none_was_available_can_be_run(qtbot, app_hom
         store.close()
 
 
-def test_run_all_while_the_model_is_still_loading_runs_once_it_is_ready(
-    qtbot, app_home, wafer_file, tiny_model
-) -> None:
-    import threading
-
-    from waferdesk.app.mainwindow import MainWindow
-    from waferdesk.app.workers import default_segmenter_factory
-    from waferdesk.client.drafts import DraftStore
-
-    loaded = threading.Event()
-
-    def slow_factory(path, providers):  # a model that takes its time to load
-        loaded.wait(30)
-        return default_segmenter_factory(path, providers)
-
-    store = DraftStore()
-    win = MainWindow(store, segmenter_factory=slow_factory, model_path=str(tiny_model), start_engine=False)
-    qtbot.addWidget(win)
-    win.show()
-    try:
-        win.actions["auto_run"].setChecked(False)
-        win.open_paths([wafer_file])
-        win.engine.start()
-        assert win.engine.available is None and win.actions["run_all"].isEnabled()
-        win.actions["run_all"].trigger()  # Ctrl+Shift+R before the model has loaded
-        assert "still loading" in win.statusBar().currentMessage()
-        loaded.set()
-        qtbot.waitUntil(lambda: all(e.prediction is not None for e in win.ws.entries), timeout=60000)
-        qtbot.waitUntil(lambda: win.progress is None, timeout=30000)
-        assert "model run finished" in win.statusBar().currentMessage()
-    finally:
-        loaded.set()
-        win.close()
-        store.close()
+def test_run_all_while_the_model_is_still_loading_runs_once_it_is_ready(qtbot, loading_window) -> None:
+    win, loaded = loading_window
+    win.engine.start()
+    assert win.engine.available is None and win.actions["run_all"].isEnabled()
+    win.actions["run_all"].trigger()  # Ctrl+Shift+R before the model has loaded
+    assert "still loading" in win.statusBar().currentMessage()
+    loaded.set()
+    qtbot.waitUntil(lambda: all(e.prediction is not None for e in win.ws.entries), timeout=60000)
+    qtbot.waitUntil(lambda: win.progress is None, timeout=30000)
+    assert "model run finished" in win.statusBar().currentMessage()
 
 
-def test_run_model_while_the_model_is_still_loading_runs_once_it_is_ready(
-    qtbot, app_home, wafer_file, tiny_model
-) -> None:
-    import threading
-
+def test_run_model_while_the_model_is_still_loading_runs_once_it_is_ready(qtbot, loading_window) -> None:
     import numpy as np
 
-    from waferdesk.app.mainwindow import MainWindow
     from waferdesk.app.model.predictions import ModelResult
-    from waferdesk.app.workers import default_segmenter_factory
-    from waferdesk.client.drafts import DraftStore
     from waferdesk.core.results import summarize
     from waferdesk.core.taxonomy import IGNORE
     from waferdesk.core.wafer import LabelMask
 
-    loaded = threading.Event()
-
-    def slow_factory(path, providers):  # a model that takes its time to load
-        loaded.wait(30)
-        return default_segmenter_factory(path, providers)
-
-    store = DraftStore()
-    win = MainWindow(store, segmenter_factory=slow_factory, model_path=str(tiny_model), start_engine=False)
-    qtbot.addWidget(win)
-    win.show()
-    try:
-        win.actions["auto_run"].setChecked(False)
-        win.open_paths([wafer_file])
-        current = win.doc.current
-        # a server's stored mask: the model replaces it only when asked (Ctrl+R)
-        labels = np.full(current.wafer.shape, IGNORE, np.uint8)
-        stored = ModelResult(labels, summarize(current.wafer, LabelMask(labels)), {}, "old", "server", 0.0)
-        current.prediction = stored
-        win.engine.start()
-        assert win.engine.available is None and win.actions["run_current"].isEnabled()
-        win.actions["run_current"].trigger()  # Ctrl+R before the model has loaded
-        assert "still loading" in win.statusBar().currentMessage()
-        loaded.set()
-        qtbot.waitUntil(lambda: current.prediction is not stored, timeout=60000)
-        assert current.prediction.provider != "server"  # the local model ran it
-        assert all(e.prediction is None for e in win.ws.entries if e is not current)  # this wafer only
-    finally:
-        loaded.set()
-        win.close()
-        store.close()
+    win, loaded = loading_window
+    current = win.doc.current
+    # a server's stored mask: the model replaces it only when asked (Ctrl+R)
+    labels = np.full(current.wafer.shape, IGNORE, np.uint8)
+    stored = ModelResult(labels, summarize(current.wafer, LabelMask(labels)), {}, "old", "server", 0.0)
+    current.prediction = stored
+    win.engine.start()
+    assert win.engine.available is None and win.actions["run_current"].isEnabled()
+    win.actions["run_current"].trigger()  # Ctrl+R before the model has loaded
+    assert "still loading" in win.statusBar().currentMessage()
+    loaded.set()
+    qtbot.waitUntil(lambda: current.prediction is not stored, timeout=60000)
+    assert current.prediction.provider != "server"  # the local model ran it
+    assert all(e.prediction is None for e in win.ws.entries if e is not current)  # this wafer only
 
 
-def test_run_all_does_not_predict_the_wafer_on_screen_twice(qtbot, app_home, tmp_path: Path) -> None:
-    import dataclasses
+def test_run_all_does_not_predict_the_wafer_on_screen_twice(qtbot, tmp_path: Path, slow_window) -> None:
     from collections import Counter
 
-    from waferdesk.app.mainwindow import MainWindow
-    from waferdesk.client.drafts import DraftStore
-    from waferdesk.core.formats import write_wdm
-    from waferdesk.core.synth import generate_record
-
-    records = [generate_record(5, i) for i in range(12)]
-    records = [
-        dataclasses.replace(r, wafer=dataclasses.replace(r.wafer, wafer_id=f"w{i:02d}")) for i, r in enumerate(records)
-    ]
-    path = write_wdm(tmp_path / "twelve.wdm", records)
-    fake = _SlowSegmenter()
-    store = DraftStore()
-    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
-    qtbot.addWidget(win)
-    try:
-        assert win.actions["auto_run"].isChecked()
-        win.show()
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
-        with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
-            # the wafer on screen is requested first, then Run all queues all twelve, w00 too
-            win.open_paths([path])
-            qtbot.waitUntil(fake.started.is_set, timeout=10000)  # w00 is running as the on-screen request
-            win.browser.step(5)  # w05 goes on screen while it is waiting in the folder job
-            fake.go.set()
-        assert finished.args[1:] == [12, False]  # all twelve count as done
-        assert all(e.prediction is not None for e in win.ws.entries)  # no result lost
-        assert Counter(fake.ran) == Counter(f"w{i:02d}" for i in range(12))  # each predicted once
-        assert fake.ran[:2] == ["w00", "w05"]
-    finally:
-        win.close()
-        store.close()
+    path = _twelve_wafers(tmp_path)
+    win, fake = slow_window
+    win.actions["auto_run"].setChecked(False)
+    win.open_paths([path])
+    qtbot.waitUntil(fake.started.is_set, timeout=10000)  # w00 is running as the on-screen request
+    with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
+        assert win.run_all() > 0  # Ctrl+Shift+R queues all twelve, w00 too
+        win.browser.step(5)  # w05 goes on screen while it is waiting in the folder job
+        fake.go.set()
+    assert finished.args[1:] == [12, False]  # all twelve count as done
+    assert all(e.prediction is not None for e in win.ws.entries)  # no result lost
+    assert Counter(fake.ran) == Counter(f"w{i:02d}" for i in range(12))  # each predicted once
+    assert fake.ran[:2] == ["w00", "w05"]
 
 
-def test_run_all_reuses_the_on_screen_result_that_has_not_reached_the_window_yet(qtbot, app_home, wafer_file) -> None:
+def test_run_all_reuses_the_on_screen_result_that_has_not_reached_the_window_yet(
+    qtbot, wafer_file, slow_window
+) -> None:
     import time
     from collections import Counter
 
-    from waferdesk.app.mainwindow import MainWindow
-    from waferdesk.client.drafts import DraftStore
-
-    fake = _SlowSegmenter()
+    win, fake = slow_window
     fake.go.set()
-    store = DraftStore()
-    win = MainWindow(store, segmenter_factory=lambda *_a: fake)
-    qtbot.addWidget(win)
-    try:
-        win.actions["auto_run"].setChecked(False)
-        win.show()
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
-        win.open_paths([wafer_file])  # the wafer on screen is predicted...
-        current = win.doc.current
-        deadline = time.monotonic() + 30
-        while (len(fake.ran) < 1 or win.engine.busy()) and time.monotonic() < deadline:
-            time.sleep(0.01)  # ...and done, its result still queued for the window (no events processed)
-        assert fake.ran == [current.wafer.wafer_id] and current.prediction is None
-        with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
-            assert win.run_all() > 0  # Ctrl+Shift+R: the four wafers, the one on screen too
-        assert finished.args[1:] == [4, False]
-        assert all(e.prediction is not None for e in win.ws.entries)
-        assert Counter(fake.ran) == Counter(e.wafer.wafer_id for e in win.ws.entries)  # each predicted once
-    finally:
-        win.close()
-        store.close()
+    win.actions["auto_run"].setChecked(False)
+    win.open_paths([wafer_file])  # the wafer on screen is predicted...
+    current = win.doc.current
+    deadline = time.monotonic() + 30
+    while (len(fake.ran) < 1 or win.engine.busy()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # ...and done, its result still queued for the window (no events processed)
+    assert fake.ran == [current.wafer.wafer_id] and current.prediction is None
+    with qtbot.waitSignal(win.engine.job_finished, timeout=60000) as finished:
+        assert win.run_all() > 0  # Ctrl+Shift+R: the four wafers, the one on screen too
+    assert finished.args[1:] == [4, False]
+    assert all(e.prediction is not None for e in win.ws.entries)
+    assert Counter(fake.ran) == Counter(e.wafer.wafer_id for e in win.ws.entries)  # each predicted once

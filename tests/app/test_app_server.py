@@ -8,12 +8,11 @@ import socket
 import stat
 import time
 
-import httpx
 import keyring
 import numpy as np
 import pytest
 from keyring.backends import fail
-from live_server import PASSWORD, seed_queue, start_server
+from live_server import PASSWORD, LosingTransport, seed_queue, start_server
 from PySide6.QtCore import Qt, QTimer
 from qtdrive import drag
 
@@ -69,6 +68,16 @@ def make_window(qtbot, app_home, tmp_path):
 
 def signed_in(win, live, user: str):
     return win.connect_server(ServerClient.login(live.url, user, PASSWORD), sync_model=False)
+
+
+def annotator_submits(live, tmp_path, count: int = 1) -> None:
+    """A queue of 3 on 4 uploaded wafers; "ann" submits the model's pre-annotation of ``count``."""
+    seed_queue(live, tmp_path, n=4, batch=3)
+    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
+        for _ in range(count):
+            item = ann.claim_next()["item"]
+            pre = ann.prediction_labels(item["prediction_id"])
+            ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
 
 
 def test_sign_in_dialog_keyring_fallback_and_roles(qtbot, live, make_window, no_keyring, app_home) -> None:
@@ -270,24 +279,6 @@ def test_a_conflict_shows_both_versions_and_keep_mine_or_take_theirs(qtbot, live
     other.close()
 
 
-class LosingTransport(httpx.BaseTransport):
-    """Forwards to the real server; the next answer of a ``lose`` (method, path prefix) is lost
-    after the request DID reach the server."""
-
-    def __init__(self) -> None:
-        self.real = httpx.HTTPTransport()
-        self.lose: set[tuple[str, str]] = set()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.real.handle_request(request)
-        for method, prefix in list(self.lose):
-            if request.method == method and request.url.path.startswith(prefix):
-                self.lose.discard((method, prefix))
-                response.read()
-                raise httpx.ReadTimeout("the answer was lost", request=request)
-        return response
-
-
 def test_a_submission_deleted_on_the_server_shows_so_not_as_took_theirs(qtbot, live, make_window, tmp_path) -> None:
     seed_queue(live, tmp_path, n=4, batch=3)
     wire = LosingTransport()
@@ -319,12 +310,7 @@ def test_a_submission_deleted_on_the_server_shows_so_not_as_took_theirs(qtbot, l
 
 
 def test_review_mode_annotation_beside_prediction_approve_and_reject(qtbot, live, make_window, tmp_path) -> None:
-    seed_queue(live, tmp_path, n=4, batch=3)
-    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
-        for _ in range(2):
-            item = ann.claim_next()["item"]
-            pre = ann.prediction_labels(item["prediction_id"])
-            ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
+    annotator_submits(live, tmp_path, count=2)
     win = make_window()
     signed_in(win, live, "eng")
     win.actions["review"].trigger()
@@ -394,11 +380,7 @@ def test_model_sync_downloads_verifies_and_switches_and_refuses_a_sha_mismatch(
 def test_reviewing_a_wafer_also_open_from_a_local_file_leaves_the_local_one_alone(
     qtbot, live, make_window, tmp_path
 ) -> None:
-    seed_queue(live, tmp_path, n=4, batch=3)
-    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
-        item = ann.claim_next()["item"]
-        pre = ann.prediction_labels(item["prediction_id"])
-        ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
+    annotator_submits(live, tmp_path)
     win = make_window()
     win.open_paths([tmp_path / "queue-5.wdm"])  # the engineer has the uploaded file open too
     local = [(e, e.labels.copy()) for e in win.ws.entries]
@@ -430,11 +412,7 @@ def test_save_and_exports_write_the_opened_files_wafers_not_the_servers_rows(
     from waferdesk.core.formats import read_wdm, write_wdm
     from waferdesk.core.records import WaferRecord
 
-    seed_queue(live, tmp_path, n=4, batch=3)
-    with ServerClient.login(live.url, "ann", PASSWORD) as ann:
-        item = ann.claim_next()["item"]
-        pre = ann.prediction_labels(item["prediction_id"])
-        ann.create_annotation(item["wafer"]["id"], pre, prediction_id=item["prediction_id"], submit=True)
+    annotator_submits(live, tmp_path)
     win = make_window()
     win.open_paths([wafer_file])
     signed_in(win, live, "eng")

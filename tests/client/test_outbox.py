@@ -4,33 +4,12 @@ pending; a changed server version is a conflict, settled by keep mine / take the
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import pytest
-from live_server import PASSWORD, seed_queue, start_server
+from live_server import PASSWORD, LosingTransport, seed_queue, start_server
 
 from waferdesk.client.api import ServerClient, labels_from_payload
 from waferdesk.client.outbox import CONFLICT, DISCARDED, FAILED, PENDING, SYNCED, Outbox
-
-
-class LosingTransport(httpx.BaseTransport):
-    """Forwards to the real server; ``lose`` answers (the request DID reach the server) or go ``offline``."""
-
-    def __init__(self) -> None:
-        self.real = httpx.HTTPTransport()
-        self.lose: set[tuple[str, str]] = set()  # (method, path prefix) whose next answer is lost
-        self.offline = False
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.offline:
-            raise httpx.ConnectError("connection refused", request=request)
-        response = self.real.handle_request(request)
-        for method, prefix in list(self.lose):
-            if request.method == method and request.url.path.startswith(prefix):
-                self.lose.discard((method, prefix))
-                response.read()
-                raise httpx.ReadTimeout("the answer was lost", request=request)
-        return response
 
 
 @pytest.fixture
