@@ -6,7 +6,7 @@
 # (build\venv-<variant>-win: '.[desktop]' or '.[desktop-gpu]' + PyInstaller), the same spec
 # (packaging\waferdesk.spec), the same bundle check, then a .zip of the folder and, when Inno Setup 6
 # is installed, the installer (packaging\windows\waferdesk.iss). Ends with the bundle's own self-test.
-# Needs: Python 3.11 x64 from python.org (the py launcher), Inno Setup 6 for the installer.
+# Needs: Python 3.11 x64 from python.org (the py launcher), Inno Setup 6.3+ for the installer.
 # NOTE: written for Windows and not run on it yet (the project builds on Linux); see docs/packaging.md.
 param([ValidateSet("cpu", "gpu")][string]$Variant = "cpu")
 $ErrorActionPreference = "Stop"

@@ -1,4 +1,5 @@
-; Inno Setup 6 script of the WaferDesk Windows installer (per-user by default, no admin rights).
+; Inno Setup 6.3+ script of the WaferDesk Windows installer (per-user by default, no admin rights;
+; 6.3 is the first to know x64compatible).
 ; Built by packaging\windows\build-desktop.ps1 after PyInstaller, or by hand:
 ;   ISCC.exe /DAppVersion=0.1.0 /DVariant=cpu packaging\windows\waferdesk.iss
 ; Input: the one-folder bundle build\<variant>-win\dist\WaferDesk (WaferDesk.exe = the app without
