@@ -382,3 +382,44 @@ def test_a_silent_worker_is_stopped_and_its_job_failed(training) -> None:
     job = wait_status(client, eng, job_id, "failed")
     assert job["error"].startswith("no word from the worker for ") and "the limit is 60 s" in job["error"]
     wait_for(lambda: process_gone(pid), f"silent worker pid {pid} to be stopped")
+
+
+def test_a_cancel_that_read_the_dispatchers_claim_still_stops_the_started_worker(training) -> None:
+    client = training()
+    eng, _ = _people(client)
+    job_id = _submit(client, eng)["id"]
+    job = wait_status(client, eng, job_id, "running")
+    pid, handle = pid_of(job), job["backend_handle"]
+    ctx = client.app.state.ctx
+    with ctx.sessions() as s:  # the cancel request reads the job while the dispatcher still holds its claim...
+        s.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(backend_handle="claim:elsewhere:1"))
+        s.commit()
+        stale = s.get(TrainingJob, job_id)
+        assert stale is not None and stale.backend_handle == "claim:elsewhere:1"
+        with ctx.sessions() as other:  # ...which then records the started worker, before the cancel writes
+            other.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(backend_handle=handle))
+            other.commit()
+        assert ctx.training.cancel(s, stale, "eng").status == "cancelled"
+    wait_for(lambda: process_gone(pid), f"worker pid {pid} to be stopped", timeout=20)
+
+
+def test_a_silent_job_of_another_backend_does_not_stay_running_forever(training) -> None:
+    client = training(training_heartbeat_timeout_seconds=60)
+    eng, _ = _people(client)
+    ctx = client.app.state.ctx
+    with ctx.sessions() as s:  # left running on Kubernetes before this server was switched to local
+        row = TrainingJob(
+            status="running",
+            backend="kubernetes",
+            backend_handle="k8s:waferdesk/waferdesk-train-1",
+            spec={},
+            token_hash="-" * 64,
+            started_at=utcnow() - timedelta(hours=2),
+            heartbeat_at=utcnow() - timedelta(hours=1),
+        )
+        s.add(row)
+        s.commit()
+        job_id = row.id
+    job = wait_status(client, eng, job_id, "failed")
+    assert job["error"].startswith("no word from the worker for ") and "the limit is 60 s" in job["error"]
+    assert "ran on the kubernetes backend, which this server does not use" in job["error"]

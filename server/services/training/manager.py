@@ -89,6 +89,7 @@ class TrainingManager:
         """One round: watch the jobs that have not ended, then start queued ones."""
         with self._tick_lock:
             self._watch_jobs()
+            self._fail_silent_elsewhere()
             if not self._stop.is_set():
                 self._dispatch()
 
@@ -121,6 +122,38 @@ class TrainingManager:
             check = self.backend.check(ref)  # outside any transaction: a cluster call may be slow
             with session_scope(self.sessions) as s:
                 self._apply(s, ref, status, heard, check)
+
+    def _fail_silent_elsewhere(self) -> None:
+        """The heartbeat timeout for running jobs of another backend (the server was switched, e.g.
+        from ``local`` to ``kubernetes``, while they ran): no server watches them any more, so
+        without this they would stay ``running`` forever. Their workers cannot be stopped from here."""
+        limit = self.settings.training_heartbeat_timeout_seconds
+        with self.sessions() as s:
+            rows = s.execute(
+                select(
+                    TrainingJob.id,
+                    TrainingJob.backend,
+                    TrainingJob.heartbeat_at,
+                    TrainingJob.started_at,
+                    TrainingJob.created_at,
+                ).where(TrainingJob.status == "running", TrainingJob.backend != self.backend.name)
+            ).all()
+        now = utcnow()
+        for job_id, backend, *times in rows:
+            heard = next(t for t in times if t is not None)
+            silent = (now - heard).total_seconds()
+            if silent <= limit or self._stop.is_set():
+                continue
+            why = (
+                f"no word from the worker for {int(silent)} s (the limit is {limit} s, "
+                "WAFERDESK_TRAINING_HEARTBEAT_TIMEOUT_SECONDS); it ran on the "
+                f"{backend} backend, which this server does not use (WAFERDESK_TRAINING_BACKEND="
+                f"{self.backend.name}), so its worker was not stopped from here"
+            )
+            with session_scope(self.sessions) as s:
+                begin_write(s)
+                if jobs.fail(s, job_id, why, jobs.last_log_lines(s, job_id)):
+                    log.warning("training job %d failed: %s", job_id, why)
 
     def _apply(self, s: Session, ref: JobRef, status: str, heard: datetime, check: Check) -> None:
         """Write what ``check`` means for the job (nothing, and no lock taken, when nothing changed)."""
@@ -266,11 +299,14 @@ class TrainingManager:
                 code="job_finished",
                 details={"status": job.status},
             )
-        ref = job_ref(job)
         begin_write(s)
         if not jobs.transition(s, job.id, "cancelled"):
             s.refresh(job)
             raise ConflictError(f"training job {job.id} is {job.status} now", code="job_finished")
+        # the handle as it is now (transition refreshed the row): read before, it could still be the
+        # dispatcher's claim while the dispatcher had already started the worker and seen no cancel
+        s.refresh(job)
+        ref = job_ref(job)
         jobs.add_log(s, job.id, "server", [f"cancelled by {who}"])
         s.commit()
         if ref.handle and not ref.handle.startswith(CLAIM_PREFIX):
