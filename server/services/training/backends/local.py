@@ -51,8 +51,14 @@ def tail_file(path: Path, n: int) -> list[str]:
         return []
 
 
+def _has_proc() -> bool:
+    return Path("/proc/self").exists()
+
+
 def _cmdline(pid: int) -> list[str] | None:
-    """The command line of ``pid`` (Linux /proc); ``None`` when it cannot be read."""
+    """The command line of ``pid`` (Linux /proc); ``None`` when it cannot be read (no /proc: macOS)."""
+    if not _has_proc():
+        return None
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
@@ -60,6 +66,16 @@ def _cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [p.decode("utf-8", "replace") for p in raw.split(b"\0") if p]
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def parse_handle(handle: str | None) -> tuple[str, int] | None:
@@ -160,14 +176,7 @@ class LocalBackend(TrainingBackend):
             return Check("unknown", reason=f"the worker runs on {host}, not on this host ({self.host})")
         mine = self._is_our_worker(job.id, pid)
         if mine is None:  # no /proc: does the pid exist at all?
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                mine = False
-            except PermissionError:
-                mine = True
-            else:
-                mine = True
+            mine = _pid_exists(pid)
         if mine:
             return Check("running")
         return Check(
@@ -188,8 +197,11 @@ class LocalBackend(TrainingBackend):
         pid = proc.pid if proc is not None else None
         if pid is None:
             where = parse_handle(job.handle)
-            if where is None or where[0] != self.host or not self._is_our_worker(job.id, where[1]):
+            if where is None or where[0] != self.host:
                 return  # nothing of ours is running
+            mine = self._is_our_worker(job.id, where[1])
+            if not (_pid_exists(where[1]) if mine is None else mine):  # no /proc: as check() decides
+                return
             pid = where[1]
         _terminate_group(pid, self.settings.training_cancel_grace_seconds, proc)
 
@@ -231,7 +243,7 @@ def _terminate_group(pid: int, grace: float, proc: subprocess.Popen[bytes] | Non
             if proc is not None:
                 if proc.poll() is not None:
                     return
-            elif not Path(f"/proc/{pid}").exists():
+            elif not _pid_exists(pid):
                 return
             time.sleep(0.2)
         with contextlib.suppress(ProcessLookupError, PermissionError):
