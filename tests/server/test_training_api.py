@@ -353,19 +353,26 @@ def test_after_a_restart_a_vanished_worker_fails_its_job_honestly(training) -> N
     assert "fake worker wait for job" in job["error"]  # its last output
 
 
-def test_after_a_restart_a_live_worker_is_adopted_and_can_be_cancelled(training) -> None:
+@pytest.mark.parametrize("proc", [True, False], ids=["linux", "no-proc"])
+def test_after_a_restart_a_live_worker_is_adopted_and_can_be_cancelled(training, monkeypatch, proc) -> None:
+    """Also on a host without /proc (macOS), where the worker is found by its pid alone."""
+    from server.services.training.backends import local
+
     first = training()
     eng, _ = _people(first)
     job_id = _submit(first, eng)["id"]
     pid = pid_of(wait_status(first, eng, job_id, "running"))
     worker_token(first, job_id)
     first.app.state.ctx.training.close()
+    if not proc:
+        monkeypatch.setattr(local, "_has_proc", lambda: False)
+        assert local._cmdline(pid) is None
     second = training()
     for _ in range(3):
         second.app.state.ctx.training.tick()
     assert get_job(second, eng, job_id)["status"] == "running"
     assert second.post(f"/training/jobs/{job_id}/cancel", headers=eng).json()["status"] == "cancelled"
-    wait_for(lambda: process_gone(pid), f"adopted worker pid {pid} to be stopped")
+    wait_for(lambda: process_gone(pid), f"adopted worker pid {pid} to be stopped", timeout=20)
 
 
 def test_a_silent_worker_is_stopped_and_its_job_failed(training) -> None:
@@ -423,22 +430,3 @@ def test_a_silent_job_of_another_backend_does_not_stay_running_forever(training)
     job = wait_status(client, eng, job_id, "failed")
     assert job["error"].startswith("no word from the worker for ") and "the limit is 60 s" in job["error"]
     assert "ran on the kubernetes backend, which this server does not use" in job["error"]
-
-
-def test_without_proc_a_live_worker_is_still_adopted_and_can_be_cancelled(training, monkeypatch) -> None:
-    from server.services.training.backends import local
-
-    first = training()
-    eng, _ = _people(first)
-    job_id = _submit(first, eng)["id"]
-    pid = pid_of(wait_status(first, eng, job_id, "running"))
-    worker_token(first, job_id)
-    first.app.state.ctx.training.close()
-    monkeypatch.setattr(local, "_has_proc", lambda: False)
-    assert local._cmdline(pid) is None  # a host without /proc (macOS)
-    second = training()
-    for _ in range(3):
-        second.app.state.ctx.training.tick()
-    assert get_job(second, eng, job_id)["status"] == "running"
-    assert second.post(f"/training/jobs/{job_id}/cancel", headers=eng).json()["status"] == "cancelled"
-    wait_for(lambda: process_gone(pid), f"adopted worker pid {pid} to be stopped", timeout=20)
