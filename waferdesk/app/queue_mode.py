@@ -43,18 +43,12 @@ NET_TIMEOUT_S = 20.0  # a hung network fails a background call (retried later) r
 MAX_HELD = 4  # items in hand at once (the server's ``exclude`` limit)
 # how the browser shows a discarded outbox entry (WaferEntry.sync); other states are shown as they are
 TOOK_THEIRS, DELETED = "took theirs", "deleted"
-DELETED_PREFIX = "deleted on the server"  # the outbox's message of an entry dropped on a 410 annotation_deleted
-
-
-def deleted_on_server(out: Entry) -> bool:
-    """A discarded entry whose annotation was deleted on the server (not one the user gave up)."""
-    return out.state == DISCARDED and out.message.startswith(DELETED_PREFIX)
 
 
 def shown_state(out: Entry) -> tuple[str, str]:
     """(WaferEntry.sync, WaferEntry.sync_note) of an outbox entry."""
     if out.state == DISCARDED:
-        return (DELETED, out.message) if deleted_on_server(out) else (TOOK_THEIRS, "")
+        return (DELETED, out.message) if out.deleted_on_server else (TOOK_THEIRS, "")
     return out.state, out.message if out.state == FAILED else ""
 
 

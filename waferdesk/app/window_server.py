@@ -25,7 +25,7 @@ from ..core.errors import WaferDeskError
 from ..core.modelcard import card_path_for, default_model_path, load_card
 from . import theme
 from .net import NetRunner
-from .queue_mode import QueueController, deleted_on_server
+from .queue_mode import QueueController
 from .review import ReviewController, ReviewPanel
 from .signin import SignInDialog
 from .workers import InferenceEngine
@@ -229,7 +229,7 @@ class ServerCommands:
         c = self.outbox.counts(self.session.server)
         # a discarded entry is counted only when the user did not choose it: its annotation was
         # deleted on the server, so the submission is not there and is never sent again
-        deleted = [e for e in self.outbox.entries(DISCARDED, self.session.server) if deleted_on_server(e)]
+        deleted = [e for e in self.outbox.entries(DISCARDED, self.session.server) if e.deleted_on_server]
         text = f"outbox: {c['pending']} pending · {c['synced']} synced"
         if c["failed"]:
             text += f" · {c['failed']} failed"

@@ -39,6 +39,7 @@ from .api import ServerClient, ServerError, VersionConflictError, labels_from_pa
 PENDING, SYNCED, FAILED, CONFLICT, DISCARDED = "pending", "synced", "failed", "conflict", "discarded"
 STATES = (PENDING, SYNCED, FAILED, CONFLICT, DISCARDED)
 DELETED_ON_SERVER = "annotation_deleted"  # the server's code for a replay of a deleted annotation
+DELETED_MESSAGE = "deleted on the server"  # how the message of such a discarded entry begins
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -92,6 +93,12 @@ class Entry:
     theirs: dict[str, Any] | None
     created: float
     updated: float
+
+    @property
+    def deleted_on_server(self) -> bool:
+        """Discarded because its annotation was deleted on the server (not a conflict the user
+        settled by taking theirs)."""
+        return self.state == DISCARDED and self.message.startswith(DELETED_MESSAGE)
 
     def counts(self) -> dict[str, int]:
         """Labelled dies per class name (the conflict dialog's "mine")."""
@@ -251,7 +258,7 @@ class Outbox:
                     entry.key,
                     state=DISCARDED,
                     annotation_id=gone,
-                    message=f"deleted on the server: annotation {gone if gone is not None else '?'} that this "
+                    message=f"{DELETED_MESSAGE}: annotation {gone if gone is not None else '?'} that this "
                     "submission made was deleted there since; not sent again",
                 )
                 return True
