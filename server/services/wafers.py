@@ -347,25 +347,18 @@ def latest_predictions() -> Select:
     return select(Prediction.wafer_id, func.max(Prediction.id).label("prediction_id")).group_by(Prediction.wafer_id)
 
 
-LIKE_ESCAPE = "/"
-
-
-def like_literal(text: str) -> str:
-    """``text`` for a LIKE pattern that matches it literally: its ``%`` and ``_`` (and the
-    escape character itself) escaped with :data:`LIKE_ESCAPE`."""
-    for ch in (LIKE_ESCAPE, "%", "_"):
-        text = text.replace(ch, LIKE_ESCAPE + ch)
-    return text
-
-
 def verdict_condition(column: Any, verdict: str) -> Any:
     """A verdict string (``edge+scratch``) containing the class ``verdict`` (or exactly ``none``).
 
-    ``verdict`` is matched literally: a ``%`` or ``_`` in it is no wildcard."""
+    ``verdict`` is matched literally (SQLAlchemy's ``autoescape``): a ``%`` or ``_`` in it is
+    no wildcard."""
     v = verdict.strip().lower()
-    lit = like_literal(v)
-    patterns = (f"{lit}+%", f"%+{lit}", f"%+{lit}+%")
-    return or_(column == v, *(column.like(p, escape=LIKE_ESCAPE) for p in patterns))
+    return or_(
+        column == v,
+        column.startswith(f"{v}+", autoescape=True),
+        column.endswith(f"+{v}", autoescape=True),
+        column.contains(f"+{v}+", autoescape=True),
+    )
 
 
 def list_wafers(
