@@ -208,6 +208,8 @@ def quantize_model(
     checked as ``<stem>.part.onnx`` beside ``out_path`` and moved there only when kept, so a refused,
     failed or interrupted run leaves whatever ``out_path`` held before untouched.
     """
+    from .segmenter import Segmenter
+
     onnx, q = _require_quantization()
     t0 = time.perf_counter()
     src, out = Path(model_path), Path(out_path)
@@ -221,109 +223,84 @@ def quantize_model(
     # failed or interrupted run neither leaves an unchecked model at OUT nor deletes what was there
     stage = out.with_name(f"{out.stem}.part{out.suffix}")
     try:
-        return _quantize_staged(
-            onnx, q, src, card, out, stage, calib, check, min_agreement, per_channel, reduce_range, keep_outputs_float,
-            threads, on_progress, t0,
-        )  # fmt: skip
+        calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
+        say = on_progress or (lambda _msg: None)
+        with tempfile.TemporaryDirectory(prefix="waferdesk-quant-") as tmp:
+            model = onnx.load(str(src))
+            if any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
+                t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer
+            ):
+                say("upcasting the fp16 model to fp32 for calibration")
+                model = upcast_fp16(model)
+            exclude = output_nodes(model) if keep_outputs_float else []
+            fp32 = Path(tmp) / "fp32.onnx"
+            onnx.save(model, str(fp32))
+            prepared = Path(tmp) / "prepared.onnx"
+            try:
+                q.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+            except Exception:  # pre-processing is an optimisation; quantize the plain graph if it fails
+                prepared = fp32
+            input_name = model.graph.input[0].name
+            step = {"n": 0}
+
+            def tick() -> None:
+                step["n"] += 1
+                if step["n"] % 8 == 0 or step["n"] == calib:
+                    say(f"calibrating {step['n']}/{calib}")
+
+            say(f"calibrating on {calib} synthetic wafers")
+            q.quantize_static(
+                str(prepared),
+                str(stage),
+                _Reader(synthetic_wafers(calib, CALIB_SEED), input_name, tick),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                calibrate_method=q.CalibrationMethod.MinMax,
+                extra_options={"CalibStridedMinMax": CALIB_STRIDE},
+            )
+        q_card = _int8_card(card, stage, calib, per_channel, reduce_range, exclude)
+        q_card.save(card_path_for(stage))
+        say(f"checking argmax agreement on {check} synthetic wafers")
+        original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
+        candidate = Segmenter(stage, providers="cpu", threads=threads, cache=False, warmup=False)
+        agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
+        report = QuantizeReport(
+            path=out,
+            agreement=agreement,
+            failing_dies=n_dies,
+            check_wafers=check,
+            calib_wafers=calib,
+            min_agreement=min_agreement,
+            kept=agreement >= min_agreement,
+            seconds=time.perf_counter() - t0,
+            size_bytes=stage.stat().st_size,
+            parent_size_bytes=src.stat().st_size,
+        )
+        if not report.kept:  # the staged copy is removed below; OUT was never touched
+            report.path = None
+            raise QuantizationRefusedError(
+                f"{out}: int8 copy agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
+                f"({check} synthetic wafers), below the required {min_agreement:.1%}; not kept",
+                report,
+            )
+        q_card.onnx["quantization"]["check"] = {
+            "wafers": check,
+            "seed": CHECK_SEED,
+            "failing_dies": n_dies,
+            "argmax_agreement": round(agreement, 6),
+            "min_agreement": min_agreement,
+        }
+        q_card.metrics = {"argmax_agreement_with_parent": round(agreement, 6)}
+        q_card.save(card_path_for(stage))
+        os.replace(stage, out)
+        os.replace(card_path_for(stage), card_path_for(out))
+        return report
     finally:
-        _remove(stage)
-
-
-def _quantize_staged(
-    onnx: Any,
-    q: Any,
-    src: Path,
-    card: ModelCard,
-    out: Path,
-    stage: Path,
-    calib: int,
-    check: int,
-    min_agreement: float,
-    per_channel: bool,
-    reduce_range: bool,
-    keep_outputs_float: bool,
-    threads: int | None,
-    on_progress: Callable[[str], None] | None,
-    t0: float,
-) -> QuantizeReport:
-    from .segmenter import Segmenter
-
-    calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
-    say = on_progress or (lambda _msg: None)
-    with tempfile.TemporaryDirectory(prefix="waferdesk-quant-") as tmp:
-        model = onnx.load(str(src))
-        if any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
-            t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer
-        ):
-            say("upcasting the fp16 model to fp32 for calibration")
-            model = upcast_fp16(model)
-        exclude = output_nodes(model) if keep_outputs_float else []
-        fp32 = Path(tmp) / "fp32.onnx"
-        onnx.save(model, str(fp32))
-        prepared = Path(tmp) / "prepared.onnx"
-        try:
-            q.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # pre-processing is an optimisation; quantize the plain graph if it fails
-            prepared = fp32
-        input_name = model.graph.input[0].name
-        step = {"n": 0}
-
-        def tick() -> None:
-            step["n"] += 1
-            if step["n"] % 8 == 0 or step["n"] == calib:
-                say(f"calibrating {step['n']}/{calib}")
-
-        say(f"calibrating on {calib} synthetic wafers")
-        q.quantize_static(
-            str(prepared),
-            str(stage),
-            _Reader(synthetic_wafers(calib, CALIB_SEED), input_name, tick),
-            quant_format=q.QuantFormat.QDQ,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            activation_type=q.QuantType.QUInt8,
-            weight_type=q.QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            calibrate_method=q.CalibrationMethod.MinMax,
-            extra_options={"CalibStridedMinMax": CALIB_STRIDE},
-        )
-    q_card = _int8_card(card, stage, calib, per_channel, reduce_range, exclude)
-    q_card.save(card_path_for(stage))
-    say(f"checking argmax agreement on {check} synthetic wafers")
-    original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
-    candidate = Segmenter(stage, providers="cpu", threads=threads, cache=False, warmup=False)
-    agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
-    report = QuantizeReport(
-        path=out,
-        agreement=agreement,
-        failing_dies=n_dies,
-        check_wafers=check,
-        calib_wafers=calib,
-        min_agreement=min_agreement,
-        kept=agreement >= min_agreement,
-        seconds=time.perf_counter() - t0,
-        size_bytes=stage.stat().st_size,
-        parent_size_bytes=src.stat().st_size,
-    )
-    if not report.kept:  # the staged copy is removed by the caller; OUT was never touched
-        report.path = None
-        raise QuantizationRefusedError(
-            f"{out}: int8 copy agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
-            f"({check} synthetic wafers), below the required {min_agreement:.1%}; not kept",
-            report,
-        )
-    q_card.onnx["quantization"]["check"] = {
-        "wafers": check,
-        "seed": CHECK_SEED,
-        "failing_dies": n_dies,
-        "argmax_agreement": round(agreement, 6),
-        "min_agreement": min_agreement,
-    }
-    q_card.metrics = {"argmax_agreement_with_parent": round(agreement, 6)}
-    q_card.save(card_path_for(stage))
-    os.replace(stage, out)
-    os.replace(card_path_for(stage), card_path_for(out))
-    return report
+        _remove(stage)  # the staged copy, whatever happened; OUT is touched only by the moves above
 
 
 def _int8_card(
