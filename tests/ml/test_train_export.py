@@ -97,10 +97,15 @@ def test_build_from_card_rebuilds_the_network(tiny_onnx: Path, tiny_run: Path) -
     assert np.abs(out - logits.numpy()).max() < 1e-3
 
 
-def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_train_args: list[str]) -> None:
-    """4 steps straight == 2 steps, killed during step 3, resumed to 4 (stream and optimizer restored)."""
+@pytest.mark.parametrize("options", [[], ["--ema", "0.9", "--freeze-bn"]], ids=["plain", "ema-frozen-bn"])
+def test_resume_continues_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_train_args: list[str], options: list[str]
+) -> None:
+    """4 steps straight == 2 steps, killed during step 3, resumed to 4 (stream, optimizer and the
+    weights' moving average restored)."""
     import waferdesk.ml.train as tr
 
+    tiny_train_args = [*tiny_train_args, *options]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(["train", "--run-dir", str(straight), *tiny_train_args]) == 0
     real_next = tr.SynthStream.__next__
@@ -121,8 +126,9 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     b = torch.load(split / "last.pt", weights_only=False)
     assert a["step"] == b["step"] == 4 and a["stream"] == b["stream"]
     assert [h["step"] for h in b["history"]] == [2, 4]
-    for k, v in a["model"].items():
-        assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+    for part in ("model", "ema") if options else ("model",):
+        for k, v in a[part].items():
+            assert torch.allclose(v.float(), b[part][k].float(), atol=1e-5), (part, k)
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path: Path, capsys) -> None:

@@ -57,6 +57,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="start from these weights (new optimizer): a checkpoint (.pt), or an exported model (.onnx with its card)",
     )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=d.ema,
+        metavar="DECAY",
+        help="evaluate, keep and export a moving average of the weights (e.g. 0.999: about the last "
+        "1,000 steps); 0 (default): the weights as trained",
+    )
+    p.add_argument(
+        "--freeze-bn",
+        action="store_true",
+        help="BatchNorm keeps its running statistics while training (fine-tuning with small batches)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1...")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto", help="mixed precision")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -93,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(f"--seed and --val-seed must be 0 or more, got {args.seed} and {args.val_seed}")
     if args.threads is not None and args.threads < 1:  # 0 and below silently meant torch's default
         raise WaferDeskError(f"--threads must be at least 1, got {args.threads}")
+    if not (args.ema == 0 or 0 < args.ema < 1):  # 1 would never move; above 1 or below 0 diverges
+        raise WaferDeskError(f"--ema must be 0 (off) or a decay between 0 and 1, e.g. 0.999; got {args.ema}")
     if not 4 <= args.min_size <= args.max_size <= 1000:
         raise WaferDeskError(f"need 4 <= --min-size <= --max-size <= 1000, got {args.min_size}..{args.max_size}")
     if not args.resume and any((args.run_dir / name).exists() for name in ("last.pt", "best.pt")):
@@ -124,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         ckpt_every=args.ckpt_every,
         data_workers=args.data_workers,
+        ema=args.ema,
+        freeze_bn=args.freeze_bn,
     )
     if cfg.seed == cfg.val_seed:
         raise WaferDeskError(

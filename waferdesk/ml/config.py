@@ -45,6 +45,8 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16/fp16 autocast on CUDA, off on CPU (bf16 there only if asked: CPU-dependent)
     threads: int = 0  # torch CPU threads (0: torch's default)
     init_from: str | None = None  # start from these weights (a checkpoint), fresh optimizer
+    ema: float = 0.0  # decay of a moving average of the weights, evaluated and kept as best.pt (0: off)
+    freeze_bn: bool = False  # BatchNorm keeps its running statistics while training (fine-tuning)
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -42,6 +42,22 @@ class WaferUnet(nn.Module):
             encoder_name=encoder, encoder_weights=None, in_channels=self.in_channels, classes=self.n_classes
         )
         self.embedding_dim = int(self.unet.encoder.out_channels[-1])
+        self.frozen_batchnorm = False
+
+    def train(self, mode: bool = True) -> WaferUnet:
+        """As ``nn.Module.train``, but with :attr:`frozen_batchnorm` every BatchNorm stays in eval
+        mode: it normalises with its running statistics (and keeps them) while the rest trains.
+
+        Fine-tuning uses it: batches of 2-16 wafers on mixed canvases give noisy batch
+        statistics, and a network recovered from an exported file should compute, in training,
+        the very function it starts from. Kept on the module (not in the training loop) so every
+        helper that toggles ``train()``/``eval()`` around an evaluation respects it."""
+        super().train(mode)
+        if mode and self.frozen_batchnorm:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.unet.encoder(x)

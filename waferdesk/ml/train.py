@@ -3,7 +3,8 @@
 A run directory holds everything about one run:
 - ``config.json``   the :class:`~waferdesk.ml.config.TrainConfig` (class weights filled in)
 - ``last.pt``       model + optimizer + schedule + data-stream state (resume from here)
-- ``best.pt``       weights of the best evaluation so far (by synthetic validation mIoU)
+- ``best.pt``       weights of the best evaluation so far (by synthetic validation mIoU; with
+                    ``ema`` the moving average of the weights is what is evaluated and kept)
 - ``metrics.json``  one entry per evaluation ("epoch" = ``eval_every`` steps: the data is
                     endless): loss, lr, per-class IoU, mIoU, verdict accuracy, and the wafer-level
                     accuracy / macro-F1 on a fixed subset of real WM-811K maps
@@ -49,6 +50,7 @@ from .data import (
     wm811k_labels,
 )
 from .device import pick_device
+from .ema import WeightAverage
 from .evaluate import Predicted, predicted_from_mask, real_metrics, synthetic_metrics
 from .fingerprint import git_commit, synth_source_sha256
 from .losses import SegLoss, class_frequencies, class_weights_from
@@ -134,6 +136,7 @@ def validate(
     batch_size: int,
 ) -> tuple[float, list[Predicted]]:
     """Validation loss (pixel-weighted mean) and predictions, in one pass, per canvas."""
+    was_training = model.training
     model.eval()
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, r in enumerate(records):
@@ -156,7 +159,7 @@ def validate(
                 z = decode(out[j], places[j])
                 lab = np.where(rec.wafer.dies == FAIL, z.argmax(axis=0), IGNORE).astype(np.uint8)
                 preds[idx[s + j]] = predicted_from_mask(rec.wafer, LabelMask(lab))
-    model.train()
+    model.train(was_training)
     return total / max(1, weight), preds  # type: ignore[return-value]
 
 
@@ -272,6 +275,7 @@ def train(
     cfg.save(run / "config.json")
 
     model = build_model(cfg.encoder).to(device)
+    model.frozen_batchnorm = cfg.freeze_bn
     if fine_tuning:
         model.load_state_dict(init.state_dict())
         del init
@@ -306,6 +310,11 @@ def train(
         step, history, train_log = ck["step"], ck["history"], ck["train_log"]
         best, bad_evals, elapsed = ck["best"], ck.get("bad_evals", 0), ck.get("elapsed", 0.0)
         log(f"resumed {run} at step {step}/{cfg.steps}")
+    # with --ema the moving average is the network that is evaluated, kept as best.pt and exported
+    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
+    if ema is not None and ck is not None and "ema" in ck:
+        ema.load_state_dict(ck["ema"])
+    scored = ema.model if ema is not None else model
 
     def state(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         d = {
@@ -323,13 +332,15 @@ def train(
             "config": asdict(cfg),
             "architecture": model.architecture(),
         }
+        if ema is not None:
+            d["ema"] = ema.state_dict()
         d.update(extra or {})
         return d
 
     def evaluate_now() -> dict[str, Any]:
         nonlocal best, bad_evals
         t0 = time.perf_counter()
-        vloss, preds = validate(model, val, loss_fn, device, cfg.batch_size)
+        vloss, preds = validate(scored, val, loss_fn, device, cfg.batch_size)
         entry: dict[str, Any] = {
             "epoch": len(history) + 1,
             "step": step,
@@ -345,14 +356,14 @@ def train(
             "val": {k: v for k, v in synthetic_metrics(val, preds).items() if k != "confusion"},
         }
         if real:
-            r = real_metrics(real, predict(model, real, cfg.batch_size, device))
+            r = real_metrics(real, predict(scored, real, cfg.batch_size, device))
             entry["real"] = {k: v for k, v in r.items() if k != "confusion"}
         entry["eval_s"] = round(time.perf_counter() - t0, 1)
         history.append(entry)
         score = entry["val"]["miou"] or 0.0
         if score > best:
             best, bad_evals = score, 0
-            _save({"model": model.state_dict(), "step": step, "metrics": entry, "config": asdict(cfg),
+            _save({"model": scored.state_dict(), "step": step, "metrics": entry, "config": asdict(cfg),
                    "architecture": model.architecture()}, run / "best.pt")  # fmt: skip
         else:
             bad_evals += 1
@@ -396,6 +407,8 @@ def train(
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             window.append(float(loss.detach()))
             # the budget counts training time only: evaluations are paid from it too, so the
