@@ -80,6 +80,9 @@ BAD_SPECS = [
     ({"data": {"annotations": True, "synthetic_count": 4, "rounds": [True]}}, "body field data.rounds"),
     ({"patience": 2.0}, "body field patience"),
     ({"init_model": True}, "body field init_model"),
+    ({"ema": 1.0}, "body field ema"),
+    ({"ema": -0.1}, "body field ema"),
+    ({"freeze_bn": "yes"}, "body field freeze_bn"),
     ({"data": {"annotations": False, "synthetic_count": 4, "min_size": 50, "max_size": 20}}, "min_size (50)"),
     ({"data": {"annotations": False, "synthetic_count": 4, "rounds": []}}, "rounds must be a non-empty list"),
     ({"seed": 202}, "validation must use wafers never trained on"),
@@ -95,6 +98,22 @@ def test_a_bad_spec_is_refused_with_a_clear_422(training) -> None:
         assert r.json()["error"]["code"] == "invalid_input", change
         assert expect in r.json()["error"]["message"], (change, r.json()["error"]["message"])
     assert client.get("/training/jobs", headers=eng).json()["total"] == 0
+
+
+def test_ema_and_frozen_batchnorm_reach_the_workers_training_config(training) -> None:
+    """A job spec's ``ema`` / ``freeze_bn`` are what ``waferdesk train --ema/--freeze-bn`` get:
+    stored with the job, then turned into the worker's TrainConfig (off when not asked for)."""
+    from waferdesk.worker.run import train_config
+
+    client = training()
+    eng, _ = _people(client)
+    tuned = _submit(client, eng, {**SYNTH_SPEC, "ema": 0.999, "freeze_bn": True})
+    plain = _submit(client, eng)
+    assert (tuned["spec"]["ema"], tuned["spec"]["freeze_bn"]) == (0.999, True)
+    cfg = train_config(tuned["spec"], Path("train.wdm"), tuned["id"])
+    assert (cfg.ema, cfg.freeze_bn) == (0.999, True)
+    cfg = train_config(plain["spec"], Path("train.wdm"), plain["id"])
+    assert (cfg.ema, cfg.freeze_bn) == (0.0, False)
 
 
 def test_no_matching_annotations_and_no_synthetic_wafers_is_422(training) -> None:

@@ -116,6 +116,8 @@ def train_config(spec: dict[str, Any], data_path: Path, job_id: int) -> Any:
         patience=int(spec.get("patience") or 10**9),  # no early stop unless the spec asks
         device=spec.get("device", "auto"),
         threads=int(spec.get("threads") or 0),
+        ema=float(spec.get("ema") or 0.0),
+        freeze_bn=bool(spec.get("freeze_bn", False)),
         notes=f"training job {job_id}",
     )
     cfg.extra["training_job"] = job_id

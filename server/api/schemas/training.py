@@ -96,6 +96,16 @@ class JobSpec(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present")
     threads: int = Field(0, ge=0, le=256, strict=True, description="torch CPU threads (0: torch's default)")
     data: DataSelection = Field(default_factory=DataSelection)
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="decay of a moving average of the weights that is evaluated and kept as the model "
+        "(e.g. 0.999); 0: the weights as trained",
+    )
+    freeze_bn: bool = Field(
+        False, strict=True, description="BatchNorm keeps its statistics while training (fine-tuning, small data)"
+    )
     init_model: SpecId | Literal["active"] | None = Field(
         None,
         description=(
