@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     k8s_backoff_limit: int = Field(0, ge=0, le=20)  # pod retries; training failures are rarely transient
     k8s_ttl_seconds_after_finished: int = Field(24 * 3600, ge=0)
     k8s_active_deadline_seconds: int | None = Field(None, ge=60)
+    # a queued job whose pod shows no sign of ever starting (an image that cannot be pulled, no node
+    # for it, or no pod) this long after its Job was created is failed and its Job deleted (0: never)
+    k8s_start_timeout_seconds: int = Field(30 * 60, ge=0)
     k8s_image_pull_secrets: list[str] = Field(default_factory=list)
 
     # -- operation -----------------------------------------------------------------------

@@ -5,7 +5,8 @@ when a job is created, cancelled or the backend's watch sees a change). Each tic
 
 1. looks at every job this backend holds that has not ended: a worker that is gone without
    having reported a result fails its job with the reason and its last output lines; a job
-   whose worker has been silent longer than the heartbeat timeout is stopped and failed. So
+   whose worker has been silent longer than the heartbeat timeout is stopped and failed; a
+   queued job the backend calls ``stuck`` (its pod cannot start) is failed and stopped too. So
    after a server restart, jobs left "running" are either found alive (the local worker runs
    in its own session and survives the restart; a pod does anyway) or marked failed with an
    honest error, never left "running" forever;
@@ -161,8 +162,10 @@ class TrainingManager:
         limit = self.settings.training_heartbeat_timeout_seconds
         started = check.state == "running" and status == "queued"
         news = check.state == "pending" and bool(check.reason) and self._pending_said.get(ref.id) != check.reason
+        # a running job's pod did start (its retries are the heartbeat timeout's business)
+        stuck = check.state == "stuck" and status == "queued"
         timed_out = status == "running" and check.state != "ended" and silent > limit
-        if not (started or news or timed_out or check.state == "ended"):
+        if not (started or news or stuck or timed_out or check.state == "ended"):
             return
         begin_write(s)  # this transaction writes from here on (SQLite: hold the lock first)
         if started and jobs.transition(s, ref.id, "running"):
@@ -179,14 +182,19 @@ class TrainingManager:
             if jobs.fail(s, ref.id, reason, tail):
                 log.warning("training job %d failed: %s", ref.id, reason)
             return
-        if timed_out:
-            why = (
-                f"no word from the worker for {int(silent)} s (the limit is {limit} s, "
-                "WAFERDESK_TRAINING_HEARTBEAT_TIMEOUT_SECONDS); it was stopped"
-            )
-            if check.state == "unknown" and check.reason:
-                why += f" ({check.reason})"
+        if stuck or timed_out:
+            self._pending_said.pop(ref.id, None)
+            if stuck:
+                why = check.reason
+            else:
+                why = (
+                    f"no word from the worker for {int(silent)} s (the limit is {limit} s, "
+                    "WAFERDESK_TRAINING_HEARTBEAT_TIMEOUT_SECONDS); it was stopped"
+                )
+                if check.state == "unknown" and check.reason:
+                    why += f" ({check.reason})"
             if jobs.fail(s, ref.id, why, jobs.last_log_lines(s, ref.id)):
+                log.warning("training job %d failed: %s", ref.id, why)
                 s.commit()
                 self._stop_worker(s, ref)
 

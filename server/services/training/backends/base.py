@@ -42,10 +42,13 @@ class Check:
     - ``running``: the process / pod runs;
     - ``ended``: it is gone; ``ok`` says whether it exited cleanly; ``reason`` says how it
       ended in words and ``tail`` holds the last lines it wrote (for the job's error);
-    - ``unknown``: this server cannot tell (another host's process); heartbeats decide.
+    - ``unknown``: this server cannot tell (another host's process); heartbeats decide;
+    - ``stuck``: submitted long ago and it shows no sign of ever starting (an image that cannot
+      be pulled, no node that can take it); ``reason`` says why. A queued job is then failed and
+      its worker stopped as on cancel, so it holds no cluster resources (a GPU request) forever.
     """
 
-    state: Literal["pending", "running", "ended", "unknown"]
+    state: Literal["pending", "running", "ended", "unknown", "stuck"]
     ok: bool = False
     reason: str = ""
     tail: list[str] = field(default_factory=list)

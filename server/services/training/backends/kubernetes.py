@@ -5,8 +5,12 @@ Submitting creates the token Secret, the Job, then makes the Job the Secret's ow
 Job's ``ttlSecondsAfterFinished`` or a cancel also removes the token). A watch on the Jobs
 this server manages wakes the manager on every change; :meth:`check` reads the Job's status
 and, when it failed, the pod's termination reason and last log lines, so the error on the job
-says what happened (``OOMKilled``, an image that cannot be pulled, a traceback). Cancelling
-deletes the Job (its pods with it) and the Secret. Logs are read from the job's newest pod.
+says what happened (``OOMKilled``, an image that cannot be pulled, a traceback). A Job whose
+pod still cannot start (unschedulable, an image that cannot be pulled, or no pod at all)
+``WAFERDESK_K8S_START_TIMEOUT_SECONDS`` after the cluster created it is reported ``stuck``: the
+manager fails the job and deletes the Job as on cancel, so no GPU request stays pending.
+Cancelling deletes the Job (its pods with it) and the Secret. Logs are read from the job's
+newest pod.
 
 Configuration: in-cluster (the server runs in the cluster with a service account allowed to
 manage Jobs, Secrets and read pods/log: ``packaging/k8s/server.yaml``) or a kubeconfig
@@ -19,6 +23,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from ....core.config import Settings
@@ -28,7 +33,8 @@ from .base import BackendError, Check, JobRef, Submitted, TrainingBackend
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 60
 ERROR_TAIL = 20
-# container waiting reasons worth telling people about while a job is pending
+# container waiting reasons that do not go away by themselves (unlike ContainerCreating): a pod
+# showing one past WAFERDESK_K8S_START_TIMEOUT_SECONDS fails its job
 WAITING_PROBLEMS = (
     "ErrImagePull",
     "ImagePullBackOff",
@@ -56,6 +62,13 @@ def load_api_client(settings: Settings) -> Any:
     except Exception as exc:  # ConfigException, a missing file, bad YAML
         raise BackendError(f"no usable Kubernetes configuration ({mode}): {exc}") from None
     return client.ApiClient(cfg)
+
+
+def _age_seconds(k8s_job: Any) -> float:
+    """How long ago the cluster created the Job: the start timeout's clock, kept by the cluster,
+    so a server restart does not reset it (0 when the Job does not say)."""
+    created = getattr(getattr(k8s_job, "metadata", None), "creation_timestamp", None)
+    return (datetime.now(UTC) - created).total_seconds() if created else 0.0
 
 
 def _api_error(exc: Exception) -> str:
@@ -246,13 +259,31 @@ class KubernetesBackend(TrainingBackend):
             if problem:
                 why += f"; {problem}"
             return Check("ended", reason=why, tail=self._pod_tail(pod))
-        if st is not None and (st.active or 0) > 0:
-            pod = self._safe_pod(job.id)
-            problem = self._pod_problem(pod) if pod is not None else None
-            if pod is not None and pod.status and pod.status.phase == "Running":
-                return Check("running")
-            return Check("pending", reason=problem or "pod scheduled, starting")
+        active = st is not None and (st.active or 0) > 0
+        pod = self._safe_pod(job.id) if active else None
+        if pod is not None and pod.status and pod.status.phase == "Running":
+            return Check("running")
+        blocker = self._start_blocker(pod) if active else "no pod was created for the Job"
+        limit = self.settings.k8s_start_timeout_seconds
+        if blocker and limit and _age_seconds(k8s_job) > limit:
+            return Check("stuck", reason=f"the pod did not start within {limit} s: {blocker}")
+        if active:
+            return Check("pending", reason=self._pod_problem(pod) or "pod scheduled, starting")
         return Check("pending", reason="waiting for the cluster to start the pod")
+
+    def _start_blocker(self, pod: Any) -> str | None:
+        """``Reason: message`` when the pod waits for something that will not come by itself (no
+        node can take it, its image cannot be pulled, its config is broken); None while it is only
+        slow (being scheduled, ContainerCreating while a large image is pulled)."""
+        status = pod.status if pod is not None else None
+        for cond in (status.conditions if status else None) or []:
+            if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
+                return cond.reason + (f": {cond.message}" if cond.message else "")
+        for cs in (status.container_statuses if status else None) or []:
+            waiting = cs.state.waiting if cs.state else None
+            if waiting is not None and waiting.reason in WAITING_PROBLEMS:
+                return waiting.reason + (f": {waiting.message}" if waiting.message else "")
+        return None
 
     def _safe_pod(self, job_id: int) -> Any | None:
         try:
