@@ -5,7 +5,8 @@ It records every request (method, path, the query keys that matter), validates e
 it is asked to create against the real Kubernetes schemas (``kubernetes-validate``, strict:
 an unknown field is a 422 as a real API server with strict field validation would answer),
 keeps Jobs, Pods and Secrets in memory, streams watch events and pod logs, and lets the test
-play the cluster's part: start a job's pod, finish it, fail it, delete it.
+play the cluster's part: start a job's pod, keep it pending (unschedulable, a container
+waiting), finish it, fail it, delete it, or make its Job older.
 
 Speaks: POST/PATCH/DELETE secrets; POST, GET .../status, GET ?watch=true, DELETE jobs;
 GET pods?labelSelector=job-name=..., GET pods/{name}/log (``tailLines``, ``follow``).
@@ -17,7 +18,7 @@ import json
 import re
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -154,18 +155,37 @@ class FakeCluster:
 
     def pending_pod(self, name: str, ns: str, message: str) -> str:
         """The job's pod exists but no node can take it (e.g. no free GPU)."""
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+        return self._pending(name, ns, {"phase": "Pending", "conditions": [condition]})
+
+    def waiting_pod(self, name: str, ns: str, reason: str, message: str = "") -> str:
+        """The job's pod is on a node, its container waiting (``ImagePullBackOff``, ``ContainerCreating``)."""
+        waiting = {"reason": reason, **({"message": message} if message else {})}
+        return self._pending(
+            name,
+            ns,
+            {
+                "phase": "Pending",
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [self._cstatus({"waiting": waiting})],
+            },
+        )
+
+    def _pending(self, name: str, ns: str, status: dict[str, Any]) -> str:
         pod_name = self.run_pod(name, ns)
         with self.cond:
-            pod = self.pods[(ns, pod_name)]
-            pod["status"] = {
-                "phase": "Pending",
-                "conditions": [
-                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
-                ],
-            }
+            self.pods[(ns, pod_name)]["status"] = status
             self.jobs[(ns, name)]["status"] = {"active": 1, "ready": 0}
             self._event("MODIFIED", self.jobs[(ns, name)])
         return pod_name
+
+    def age_job(self, name: str, ns: str, seconds: float) -> None:
+        """The Job was created ``seconds`` ago (time passed, or the server was down meanwhile)."""
+        with self.cond:
+            job = self.jobs[(ns, name)]
+            created = datetime.now(UTC) - timedelta(seconds=seconds)
+            job["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._event("MODIFIED", job)
 
     def _cstatus(self, state: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -1,7 +1,8 @@
 """The Kubernetes backend through the official client against a fake API server speaking the
 Jobs / Pods / Secrets subset (``fake_k8s.py``): the request sequence (create, watch, status,
 logs, delete), the manifests it sends (schema-validated by the fake on receipt), the token
-Secret that opens the worker routes, and how running / failed / vanished pods show on the job."""
+Secret that opens the worker routes, how running / failed / vanished pods show on the job, and
+the start timeout: a pod that cannot start fails its job and frees the cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from fake_k8s import FakeCluster
 from server_helpers import bearer, create_user, login
 from training_helpers import SYNTH_SPEC, get_job, wait_for, wait_status
+
+from server import cli
 
 NS = "wd-test"
 SERVER_URL = "http://waferdesk-server.wd-test.svc:8000"
@@ -22,7 +25,8 @@ def cluster():
 
 
 @pytest.fixture
-def k8s_client(app_factory, cluster, tmp_path):
+def k8s_client(app_factory, cluster, tmp_path, request):
+    """An engineer's client of a server on the fake cluster (``request.param``: more settings)."""
     client = app_factory(
         training_backend="kubernetes",
         k8s_config="kubeconfig",
@@ -35,6 +39,7 @@ def k8s_client(app_factory, cluster, tmp_path):
         k8s_ttl_seconds_after_finished=3600,
         training_server_url=SERVER_URL,
         training_poll_seconds=0.1,
+        **getattr(request, "param", {}),
     )
     create_user(client, "eng", "engineer")
     return client, bearer(login(client, "eng"))
@@ -191,3 +196,90 @@ def test_a_refused_job_fails_with_the_api_message_and_leaves_no_secret(k8s_clien
     assert 'cannot create resource "jobs"' in job["error"]
     assert [c for c in cluster.calls() if c != "WATCH jobs"] == ["POST secrets", "POST jobs", "DELETE secrets"]
     assert not cluster.secrets and not cluster.jobs
+
+
+IMAGE_PULL = 'Back-off pulling image "waferdesk-trainer:9.9"'
+NO_GPU = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+
+
+def _status_reads(cluster, name: str) -> int:
+    return cluster.calls(name).count("GET jobs/status")
+
+
+@pytest.mark.parametrize(
+    ("pod", "why"),
+    [
+        ("ImagePullBackOff", f"ImagePullBackOff: {IMAGE_PULL}"),
+        ("Unschedulable", f"Unschedulable: {NO_GPU}"),
+        (None, "no pod was created for the Job"),  # a quota or an admission webhook refused it
+    ],
+    ids=["image-pull", "unschedulable", "no-pod"],
+)
+def test_a_pod_that_cannot_start_fails_the_job_after_the_start_timeout_and_is_deleted(
+    k8s_client, cluster, pod, why
+) -> None:
+    client, eng = k8s_client
+    job_id = _submit(client, eng)
+    name = f"waferdesk-train-{job_id}"
+    wait_for(lambda: (NS, name) in cluster.jobs, "the Job to be created")
+    if pod == "ImagePullBackOff":
+        cluster.waiting_pod(name, NS, "ImagePullBackOff", IMAGE_PULL)
+    elif pod == "Unschedulable":
+        cluster.pending_pod(name, NS, NO_GPU)
+    # the clock is the Job's creationTimestamp, not this server's memory (it saw the Job a moment ago)
+    cluster.age_job(name, NS, 1801)
+    job = wait_status(client, eng, job_id, "failed")
+    assert job["error"].startswith(f"the pod did not start within 1800 s: {why}"), job["error"]
+    # deleted as cancel deletes them: no GPU request stays pending in the cluster
+    wait_for(
+        lambda: (NS, name) not in cluster.jobs and (NS, f"{name}-token") not in cluster.secrets,
+        "the Job and its Secret to be deleted",
+    )
+    delete = next(q for q in cluster.requests if q["call"] == "DELETE jobs")
+    assert delete["name"] == name and delete["query"].get("propagationPolicy") == "Background"
+
+
+@pytest.mark.parametrize(
+    ("k8s_client", "reason", "age"),
+    [
+        ({}, "ImagePullBackOff", 1700),  # within the timeout: the registry may come back
+        ({}, "ContainerCreating", 7200),  # merely slow (a large image being pulled): never failed for it
+        ({"k8s_start_timeout_seconds": 0}, "ImagePullBackOff", 10 * 86400),  # the timeout is off
+    ],
+    ids=["within-timeout", "slow", "timeout-off"],
+    indirect=["k8s_client"],
+)
+def test_a_pod_not_past_the_start_timeout_stays_queued(k8s_client, cluster, reason, age) -> None:
+    client, eng = k8s_client
+    job_id = _submit(client, eng)
+    name = f"waferdesk-train-{job_id}"
+    wait_for(lambda: (NS, name) in cluster.jobs, "the Job to be created")
+    cluster.waiting_pod(name, NS, reason, IMAGE_PULL if reason == "ImagePullBackOff" else "")
+    cluster.age_job(name, NS, age)
+
+    def said() -> bool:
+        lines = client.get(f"/training/jobs/{job_id}/logs", headers=eng).json()["lines"]
+        return any(ln["text"].startswith(f"pending: container trainer waiting: {reason}") for ln in lines)
+
+    wait_for(said, "the job log to say why the pod waits")
+    seen = _status_reads(cluster, name)
+    wait_for(
+        lambda: _status_reads(cluster, name) >= seen + 5 or get_job(client, eng, job_id)["status"] != "queued",
+        "the manager to look at the Job 5 more times",
+    )
+    assert get_job(client, eng, job_id)["status"] == "queued"
+    assert (NS, name) in cluster.jobs and "DELETE jobs" not in cluster.calls()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("-1", "greater than or equal to 0"), ("half an hour", "a valid integer")],
+)
+def test_a_bad_start_timeout_stops_the_server_naming_the_setting(monkeypatch, capsys, tmp_path, value, problem) -> None:
+    for var in ("DATABASE_URL", "WAFERDESK_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WAFERDESK_DATA_DIR", str(tmp_path))  # were the value accepted: a throwaway database
+    monkeypatch.setenv("WAFERDESK_K8S_START_TIMEOUT_SECONDS", value)
+    assert cli.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "waferdesk-server: invalid server settings: k8s_start_timeout_seconds: " in err and problem in err, err
