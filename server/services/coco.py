@@ -15,7 +15,10 @@ Import: every image must match a stored wafer (``content_hash``, else lot + wafe
 hash) and its mask must pass the annotation rules (complete unless imported as drafts), or
 nothing is imported (422 naming every problem). The importer becomes the annotator: their
 live annotation of the wafer is updated (a new version) or a new one created; ``approved``
-imports are reviewed by the importer. Every change is audited as ``import``.
+imports are reviewed by the importer. Every change is audited as ``import``. An import never
+silently demotes ground truth: when the importer's live annotation is ``approved`` and the
+import is not, an identical mask leaves it untouched (``unchanged``) and a different one is a
+problem of that image (the whole import is refused); ``approved`` imports replace it.
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ def import_document(session: Session, user: User, doc: Any, status: str, filenam
             if wafer is None:
                 raise ValidationError(f"{img.name}: no stored wafer matches (content_hash, or lot + wafer id + grid)")
             mask = img.mask_for(wafer_map_of(wafer), complete=status != "draft")
+            _keep_approval(session, user, img, wafer, mask.labels, status)
         except ValidationError as exc:
             problems.append({"image": str(img.id), "reason": str(exc)})
             continue
@@ -161,6 +165,25 @@ def import_document(session: Session, user: User, doc: Any, status: str, filenam
     return result
 
 
+def _demotes(ann: Annotation, status: str) -> bool:
+    """Importing as ``status`` would take ``ann``'s approval (ground truth) away."""
+    return ann.status == "approved" and status != "approved"
+
+
+def _keep_approval(session: Session, user: User, img: CocoImage, wafer: Wafer, labels: np.ndarray, status: str) -> None:
+    """Refuse an image whose import would replace the importer's approved annotation of the
+    wafer with a different mask of a lower status (an identical mask leaves it as it is)."""
+    ann = existing_of(session, wafer.id, user.id)
+    if ann is None or not _demotes(ann, status):
+        return
+    if np.array_equal(unpack_labels(ann.labels, (wafer.rows, wafer.cols)), labels):
+        return
+    raise ValidationError(
+        f"{img.name}: your annotation of this wafer (annotation {ann.id}) is approved; importing it as "
+        f"{status} would take its approval away. Import with status=approved to replace the ground truth"
+    )
+
+
 def _apply(
     session: Session, user: User, wafer: Wafer, labels: np.ndarray, status: str, result: ImportResult
 ) -> Annotation:
@@ -168,7 +191,9 @@ def _apply(
     ann = existing_of(session, wafer.id, user.id)
     before = None
     if ann is not None:
-        same = np.array_equal(unpack_labels(ann.labels, (wafer.rows, wafer.cols)), labels) and ann.status == status
+        same = np.array_equal(unpack_labels(ann.labels, (wafer.rows, wafer.cols)), labels) and (
+            ann.status == status or _demotes(ann, status)  # an identical mask keeps the approval
+        )
         if same:
             result.unchanged += 1
             return ann

@@ -193,20 +193,124 @@ def test_malformed_segmentations_are_a_422_naming_the_annotation(labelled) -> No
     assert client.get("/annotations", headers=h["eng"]).json()["total"] == before
 
 
-def test_an_import_replaces_the_importers_approved_annotation_with_its_status(labelled) -> None:
-    """docs/annotations.md: an import overwrites the importer's live annotation, approved ones included."""
-    client, h, _truth, _ids = labelled
+def _relabelled(doc, *image_ids):
+    """``doc`` with one region of each named image moved to a class the image does not have
+    (still a complete, valid mask, but a different one)."""
+    d = json.loads(json.dumps(doc))
+    for image_id in image_ids:
+        anns = [a for a in d["annotations"] if a["image_id"] == image_id]
+        present = {a["category_id"] for a in anns}
+        anns[0]["category_id"] = min({c["id"] for c in d["categories"]} - present)
+    return d
+
+
+def _subset(doc, *image_ids):
+    d = json.loads(json.dumps(doc))
+    d["images"] = [i for i in d["images"] if i["id"] in image_ids]
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] in image_ids]
+    return d
+
+
+def _import(client, headers, doc, status, name="own.json"):
+    files = {"file": (name, json.dumps(doc).encode())}
+    return client.post("/annotations/import", files=files, data={"status": status}, headers=headers)
+
+
+def _ok(r):
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture
+def own_approved(labelled):
+    """eng imports images 1..3 of the approved export as approved: eng's own ground truth on
+    ids[0..2]; image 4 (ids[3]) only has ann's annotation."""
+    client, h, _truth, ids = labelled
     doc = _export(client, h["eng"])
+    own = _ok(_import(client, h["eng"], _subset(doc, 1, 2, 3), "approved"))
+    assert own["created"] == 3
+    snapshot = {a: client.get(f"/annotations/{a}", headers=h["eng"]).json() for a in own["annotation_ids"]}
+    assert all(a["status"] == "approved" and a["reviewer_id"] is not None for a in snapshot.values())
+    total = client.get("/annotations", headers=h["eng"]).json()["total"]
 
-    def imp(status):
-        files = {"file": ("own.json", json.dumps(doc).encode())}
-        r = client.post("/annotations/import", files=files, data={"status": status}, headers=h["eng"])
-        assert r.status_code == 200, r.text
-        return r.json()
+    def unchanged():
+        for a, before in snapshot.items():
+            assert client.get(f"/annotations/{a}", headers=h["eng"]).json() == before
+            hist = client.get(f"/annotations/{a}/history", headers=h["eng"]).json()
+            assert [e["action"] for e in hist] == ["import"]
+        assert client.get("/annotations", headers=h["eng"]).json()["total"] == total
 
-    first = imp("approved")
-    assert first["created"] == len(doc["images"])
-    assert imp("approved")["unchanged"] == len(doc["images"])
-    assert imp("submitted")["updated"] == len(doc["images"])
-    ann = client.get(f"/annotations/{first['annotation_ids'][0]}", headers=h["eng"]).json()
-    assert ann["status"] == "submitted" and ann["annotator"] == "eng"
+    return client, h, ids, doc, own["annotation_ids"], snapshot, unchanged
+
+
+def test_a_lower_status_import_of_a_different_mask_over_own_approved_is_refused(own_approved) -> None:
+    """docs/annotations.md: an import never silently takes the importer's ground truth away."""
+    client, h, ids, doc, own_ids, _snapshot, unchanged = own_approved
+    img = {i["id"]: i for i in doc["images"]}
+    # a different mask as submitted (or draft): 422 naming the image, and nothing is stored, not
+    # even image 4, whose wafer eng has not annotated yet
+    changed = _relabelled(doc, 2)
+    for status in ("submitted", "draft"):
+        r = _import(client, h["eng"], changed, status, name="demote.json")
+        assert r.status_code == 422, r.text
+        e = error(r)
+        name = f"image 2 ({img[2]['lot']}/{img[2]['wafer_id']})"
+        assert e["code"] == "bad_file" and e["message"] == (
+            f"demote.json: {name}: your annotation of this wafer (annotation {own_ids[1]}) is approved; "
+            f"importing it as {status} would take its approval away. Import with status=approved to "
+            "replace the ground truth; nothing was imported"
+        )
+        assert [d["image"] for d in e["details"]] == ["2"]
+        unchanged()
+    on_4 = client.get(f"/annotations/wafer/{ids[3]}", headers=h["eng"]).json()
+    assert [a["annotator"] for a in on_4] == ["ann"]
+    # every such image is named
+    e = error(_import(client, h["eng"], _relabelled(doc, 1, 3), "submitted"))
+    assert [d["image"] for d in e["details"]] == ["1", "3"] and "(and 1 more)" in e["message"]
+    unchanged()
+
+
+def test_a_lower_status_import_of_the_same_mask_over_own_approved_changes_nothing(own_approved) -> None:
+    client, h, _ids, doc, own_ids, _snapshot, unchanged = own_approved
+    for status in ("submitted", "draft"):
+        res = _ok(_import(client, h["eng"], _subset(doc, 1, 2, 3), status))
+        assert (res["created"], res["updated"], res["unchanged"]) == (0, 0, 3)
+        assert res["annotation_ids"] == own_ids
+        unchanged()  # still approved: same version, reviewer and review time, no new history
+
+
+def test_an_approved_import_replaces_own_approved_annotation(own_approved) -> None:
+    client, h, _ids, doc, own_ids, snapshot, _unchanged = own_approved
+    res = _ok(_import(client, h["eng"], _relabelled(doc, 2), "approved"))
+    assert (res["created"], res["updated"], res["unchanged"]) == (1, 1, 2)
+    after = client.get(f"/annotations/{own_ids[1]}", headers=h["eng"]).json()
+    before = snapshot[own_ids[1]]
+    assert after["status"] == "approved" and after["version"] == before["version"] + 1
+    assert after["ground_truth"] and after["labels"] != before["labels"]
+
+
+def test_an_import_replaces_the_importers_draft_or_submitted_annotation(labelled) -> None:
+    client, h, _truth, _ids = labelled
+    doc = _subset(_export(client, h["eng"]), 1, 2)
+    changed = _relabelled(doc, 1, 2)
+    first = _ok(_import(client, h["eng"], doc, "draft"))
+    res = _ok(_import(client, h["eng"], changed, "submitted"))  # draft -> submitted, new mask
+    assert (res["created"], res["updated"], res["unchanged"]) == (0, 2, 0)
+    assert res["annotation_ids"] == first["annotation_ids"]
+    res = _ok(_import(client, h["eng"], doc, "submitted"))  # submitted -> submitted, the old mask again
+    assert (res["created"], res["updated"], res["unchanged"]) == (0, 2, 0)
+    for a in res["annotation_ids"]:
+        ann = client.get(f"/annotations/{a}", headers=h["eng"]).json()
+        assert ann["status"] == "submitted" and ann["version"] == 3 and ann["reviewer_id"] is None
+
+
+def test_other_users_approved_annotations_do_not_stop_an_import(labelled) -> None:
+    """Only the importer's own live annotation counts: ann's approved ones stay as they are."""
+    client, h, _truth, ids = labelled
+    doc = _export(client, h["eng"])
+    ann_before = client.get(f"/annotations/wafer/{ids[0]}", headers=h["eng"]).json()
+    res = _ok(_import(client, h["eng"], _relabelled(_subset(doc, 1), 1), "submitted"))
+    assert res["created"] == 1
+    anns = client.get(f"/annotations/wafer/{ids[0]}", headers=h["eng"]).json()
+    assert anns[0] == ann_before[0] and anns[0]["status"] == "approved" and anns[0]["ground_truth"]
+    assert anns[1]["annotator"] == "eng" and anns[1]["status"] == "submitted"
