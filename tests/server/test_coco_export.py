@@ -314,3 +314,58 @@ def test_other_users_approved_annotations_do_not_stop_an_import(labelled) -> Non
     anns = client.get(f"/annotations/wafer/{ids[0]}", headers=h["eng"]).json()
     assert anns[0] == ann_before[0] and anns[0]["status"] == "approved" and anns[0]["ground_truth"]
     assert anns[1]["annotator"] == "eng" and anns[1]["status"] == "submitted"
+
+
+def _masks(doc):
+    """content hash -> the label grid the document gives that wafer."""
+    return {
+        img["content_hash"]: labels_from_annotations(
+            [a for a in doc["annotations"] if a["image_id"] == img["id"]], (img["height"], img["width"])
+        ).tobytes()
+        for img in doc["images"]
+    }
+
+
+def test_the_cli_prints_a_refused_demotion_on_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """``waferdesk coco import --server``: the 422 is one line, exit 2, nothing stored; the same
+    mask is unchanged; a local ``--wafers/--out`` import (no stored statuses) is not affected."""
+    pytest.importorskip("uvicorn")
+    from live_server import PASSWORD, start_server
+
+    from waferdesk.cli import main
+    from waferdesk.client.api import ServerClient
+    from waferdesk.core.formats import write_wdm
+    from waferdesk.core.synth import generate
+
+    labels = write_wdm(tmp_path / "labels.wdm", list(generate(3, seed=71)))
+    live = start_server(tmp_path / "srv", None)
+    try:
+        live.add_users(("eng", "engineer"))
+        with ServerClient.login(live.url, "eng", PASSWORD) as eng:
+            eng.upload(labels)
+        monkeypatch.setenv("WAFERDESK_PASSWORD", PASSWORD)
+        monkeypatch.delenv("WAFERDESK_TOKEN", raising=False)
+        server = ["--server", live.url, "--user", "eng"]
+        assert main(["coco", "export", str(labels), "--out", str(tmp_path / "c.json")]) == 0
+        assert main(["coco", "import", str(tmp_path / "c.json"), *server, "--status", "approved"]) == 0
+        assert "3 created, 0 updated, 0 unchanged" in capsys.readouterr().out
+        doc = json.loads((tmp_path / "c.json").read_text())
+        (tmp_path / "changed.json").write_text(json.dumps(_relabelled(doc, 2)))
+
+        assert main(["coco", "import", str(tmp_path / "changed.json"), *server]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and out.err.count("\n") == 1 and "Traceback" not in out.err, out.err
+        assert "changed.json: image 2 (" in out.err and "(and " not in out.err
+        assert "is approved; importing it as submitted would take its approval away. " in out.err
+        assert "Import with status=approved to replace the ground truth; nothing was imported" in out.err
+        assert "(HTTP 422 bad_file)" in out.err
+        with ServerClient.login(live.url, "eng", PASSWORD) as eng:  # the ground truth is still the first file's
+            assert _masks(eng.export_coco()) == _masks(doc) != _masks(_relabelled(doc, 2))
+
+        assert main(["coco", "import", str(tmp_path / "c.json"), *server]) == 0  # the same masks, submitted
+        assert "0 created, 0 updated, 3 unchanged" in capsys.readouterr().out
+    finally:
+        live.stop()
+    # local files have no statuses: the changed masks are written
+    args = ["coco", "import", str(tmp_path / "changed.json"), "--wafers", str(labels), "--out", str(tmp_path / "o.wdm")]
+    assert main(args) == 0 and (tmp_path / "o.wdm").exists()
