@@ -45,7 +45,10 @@ def import_coco(
         Literal["draft", "submitted", "approved"], Form(description="status of the imported annotations")
     ] = "submitted",
 ) -> ImportOut:
-    """Masks of a COCO file become your annotations of the matching wafers; all or nothing."""
+    """Masks of a COCO file become your annotations of the matching wafers; all or nothing.
+
+    An import below ``approved`` never takes an approval away: where your annotation of a wafer
+    is approved, an equal mask leaves it unchanged and a different one refuses the file (422)."""
     name = safe_name(file.filename)
     raw = file.file.read(ctx.settings.max_file_bytes + 1)
     if len(raw) > ctx.settings.max_file_bytes:
