@@ -259,3 +259,20 @@ def test_time_budget_schedule_follows_the_clock() -> None:
     assert lrs[33.0] == pytest.approx(0.5025, abs=1e-3) and lrs[60.0] == pytest.approx(0.005)
     with pytest.raises(WaferDeskError, match="--minutes needs the cosine schedule"):
         make_scheduler(opt, TrainConfig(schedule="onecycle", minutes=1.0))
+
+
+def test_resume_with_minutes_gives_the_run_a_new_time_budget(
+    tmp_path: Path, tiny_train_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resume --minutes M`` used to be ignored silently (the run kept its old budget): a run
+    stopped to free the machine could not be given the minutes that came free."""
+    run = tmp_path / "budget"
+    assert main(["train", "--run-dir", str(run), *tiny_train_args, "--minutes", "30"]) == 0
+    assert main(["train", "--run-dir", str(run), "--resume", "--steps", "6", "--minutes", "45"]) == 0
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert last["step"] == 6 and last["config"]["minutes"] == 45
+    assert last["config"]["extra"]["minutes_changed"] == [{"at_step": 4, "from": 30.0, "to": 45.0}]
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run), "--resume", "--steps", "8", "--minutes", "0.0001"]) == 2
+    assert "min; --minutes must be larger" in capsys.readouterr().err
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6  # nothing trained or rewritten

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--minutes",
         type=float,
         help="time budget: stop after this many minutes of training (evaluations included); the cosine "
-        "schedule follows the clock or the steps, whichever ends first (for a lent GPU's fixed minutes)",
+        "schedule follows the clock or the steps, whichever ends first (for a lent GPU's fixed minutes); "
+        "with --resume: a new budget for the whole run",
     )
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="steps between last.pt checkpoints")
     p.add_argument(
@@ -146,7 +147,13 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(
             f"--seed and --val-seed must differ (both {cfg.seed}): validate on wafers never trained on"
         )
-    summary = train(cfg, args.run_dir, resume=args.resume, new_steps=new_steps if args.resume else None)
+    summary = train(
+        cfg,
+        args.run_dir,
+        resume=args.resume,
+        new_steps=new_steps if args.resume else None,
+        new_minutes=args.minutes if args.resume else None,  # a resumed run keeps its budget unless given one
+    )
     best = summary.get("best") or {}
     print(
         f"trained {summary['steps']} steps ({summary['wafers_seen']} wafers) in {summary['train_time_s'] / 60:.1f} min "

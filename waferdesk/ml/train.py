@@ -223,12 +223,15 @@ def train(
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     new_steps: int | None = None,
+    new_minutes: float | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the run's summary (also in ``summary.json``).
 
     ``new_steps`` (resume only, cosine schedule only) changes the run's length: the cosine
     curve is re-stretched from the current step, so a slow machine can end a run sooner.
+    ``new_minutes`` (resume only, cosine) does the same for the time budget: a run stopped to
+    free the machine can be given the minutes that are left, or more when more came free.
     """
     device = pick_device(cfg.device)  # a bad --device fails before anything is written
     run = Path(run_dir)
@@ -242,17 +245,24 @@ def train(
         saved = TrainConfig(**{k: v for k, v in ck["config"].items() if k in asdict(cfg)})
         # a resumed run keeps its recipe (the schedule's length included); only where it runs may change
         saved.device, saved.threads, saved.data_workers = cfg.device, cfg.threads, cfg.data_workers
-        if new_steps and new_steps != saved.steps:
+        at, used = int(ck["step"]), float(ck.get("elapsed", 0.0)) / 60.0
+        changes = {  # a new length for the run, in steps or minutes: the cosine is re-stretched from here
+            "steps": (new_steps, at, f"already at step {at}; --steps must be larger"),
+            "minutes": (new_minutes, used, f"already trained {used:.1f} min; --minutes must be larger"),
+        }
+        for name, (new, done, too_small) in changes.items():
+            if not new or new == getattr(saved, name):
+                continue
             if saved.schedule != "cosine":
                 raise WaferDeskError(
                     f"{run}: a {saved.schedule} schedule has a fixed length; only cosine runs can change"
                 )
-            if new_steps <= int(ck["step"]):
-                raise WaferDeskError(f"{run}: already at step {ck['step']}; --steps must be larger")
-            saved.extra.setdefault("steps_changed", []).append(
-                {"at_step": int(ck["step"]), "from": saved.steps, "to": new_steps}
+            if new <= done:
+                raise WaferDeskError(f"{run}: {too_small}")
+            saved.extra.setdefault(f"{name}_changed", []).append(
+                {"at_step": at, "from": getattr(saved, name), "to": new}
             )
-            saved.steps = new_steps
+            setattr(saved, name, new)
         cfg = saved
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
