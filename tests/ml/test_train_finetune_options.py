@@ -3,6 +3,7 @@ keeps, and frozen BatchNorm keeps its statistics while the rest of the network t
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -84,6 +85,17 @@ def test_ema_is_the_network_evaluated_and_kept(tiny_run: Path, tmp_path: Path, t
     parent = torch.load(tiny_run / "best.pt", weights_only=False)["model"]
     expected = last["ema"] if best["step"] == 4 else parent
     assert best["step"] in (0, 4) and all(torch.equal(best["model"][k], v) for k, v in expected.items())
+
+
+def test_the_exported_card_says_the_weights_are_an_average_under_frozen_batchnorm(
+    tiny_run: Path, tmp_path: Path, tiny_train_args: list[str]
+) -> None:
+    run = tmp_path / "ft"
+    _fine_tune(run, tiny_run, tiny_train_args, "--ema", "0.5", "--freeze-bn")
+    assert main(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    recipe = json.loads((tmp_path / "m.card.json").read_text())["training"]["recipe"]
+    assert recipe["ema"] == 0.5 and recipe["freeze_bn"] is True
+    assert recipe["init_from"] == str(tiny_run / "best.pt")
 
 
 @pytest.mark.parametrize("value", ["1", "-0.5", "1.5", "nan"])

@@ -264,6 +264,8 @@ def make_card(
                 "eval_every",
                 "amp",
                 "init_from",
+                "ema",  # the exported weights are the moving average when set
+                "freeze_bn",
             )
         },
     }
