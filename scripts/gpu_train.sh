@@ -23,7 +23,8 @@
 #        (python -m waferdesk.ml.transfer pack; ~62.5 MiB for the ResNet-50 in 4 parts).
 #        Environment overrides: RUN_DIR INIT_FROM (none: from scratch) DEVICE MINUTES STEPS
 #        BATCH LR EVAL_EVERY CKPT_EVERY DATA_WORKERS VAL_COUNT SEED REAL REAL_PER_LABEL
-#        TRAIN_TIMEOUT_S EXTRA_ARGS PY (python3), e.g. `MINUTES=5 LR=3e-4 scripts/gpu_train.sh run`.
+#        EMA (0.999; 0: off) FREEZE_BN (1: on for a fine-tune; 0: off) TRAIN_TIMEOUT_S EXTRA_ARGS
+#        PY (python3), e.g. `MINUTES=5 LR=3e-4 scripts/gpu_train.sh run`.
 #   3. here:   scripts/gpu_train.sh fetch FILES_DIR RUN_DIR
 #        FILES_DIR is the tool's files_at; checks every part's sha256, rebuilds RUN_DIR/best.pt
 #        (float32 again) and the run's small files, and prints the commands that export,
@@ -138,8 +139,11 @@ print('torch', torch.__version__, 'cuda', ok, torch.cuda.get_device_name(0) if o
 	local args=(train --run-dir "$run_dir" --device "${DEVICE:-cuda}" --minutes "${MINUTES:-6.5}"
 		--steps "${STEPS:-200000}" --batch-size "${BATCH:-32}" --lr "${LR:-5e-4}" --eval-every "${EVAL_EVERY:-1000}"
 		--ckpt-every "${CKPT_EVERY:-1000}" --data-workers "${DATA_WORKERS:-12}" --val-count "${VAL_COUNT:-300}"
-		--patience 100 --seed "${SEED:-909}")
+		--patience 100 --seed "${SEED:-909}" --ema "${EMA:-0.999}")
 	[ "$init" = none ] || args+=(--init-from "$init")
+	# Frozen BatchNorm suits a fine-tune (the CPU fine-tune of docs/ml.md's day 8 had no dip with
+	# it and the weight average); a network trained from scratch must learn its statistics.
+	if [ "$init" != none ] && [ "${FREEZE_BN:-1}" = 1 ]; then args+=(--freeze-bn); fi
 	if [ -f "$real" ]; then
 		args+=(--real "$real" --real-per-label "${REAL_PER_LABEL:-40}")
 	else

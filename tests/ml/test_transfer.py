@@ -233,3 +233,29 @@ def test_gpu_train_fetch_unpacks_and_says_what_comes_next(packed: Path, tmp_path
     assert "tracked again" in res.stdout and _git(mini_repo, "status", "--porcelain") == ""  # fetch restores
     again = _fetch(packed, run, mini_repo)
     assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def _device_train_args(repo: Path, tmp_path: Path, **env: str) -> list[str]:
+    """Run the device step with a stand-in interpreter that records the training command line
+    instead of training (no best.pt appears, so nothing is packed): what `run` asks of training."""
+    log = tmp_path / "train-args.txt"
+    fake = tmp_path / "fake-python"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = -m ]; then shift 2; printf "%s\\n" "$@" > {log}; fi\nexit 0\n')
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    res = _script(repo, "run", OUT=str(out), PY=str(fake), REAL="absent.npz", **env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return log.read_text().split("\n")
+
+
+def test_gpu_train_run_fine_tunes_with_a_weight_average_and_frozen_batchnorm(mini_repo: Path, tmp_path: Path) -> None:
+    """The recipe measured on CPU (docs/ml.md, day 8) is the device run's default for a fine-tune;
+    from scratch BatchNorm must learn its statistics, and both are environment switches."""
+    args = _device_train_args(mini_repo, tmp_path, INIT_FROM="init.onnx")
+    assert args[0] == "train" and args[args.index("--init-from") + 1] == "init.onnx"
+    assert args[args.index("--ema") + 1] == "0.999" and "--freeze-bn" in args
+    scratch = _device_train_args(mini_repo, tmp_path, INIT_FROM="none")
+    assert "--init-from" not in scratch and "--freeze-bn" not in scratch and "--ema" in scratch
+    off = _device_train_args(mini_repo, tmp_path, INIT_FROM="init.onnx", EMA="0", FREEZE_BN="0")
+    assert off[off.index("--ema") + 1] == "0" and "--freeze-bn" not in off
