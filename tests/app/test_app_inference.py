@@ -404,3 +404,26 @@ def test_run_all_reuses_the_on_screen_result_that_has_not_reached_the_window_yet
     assert finished.args[1:] == [4, False]
     assert all(e.prediction is not None for e in win.ws.entries)
     assert Counter(fake.ran) == Counter(e.wafer.wafer_id for e in win.ws.entries)  # each predicted once
+
+
+def test_run_all_during_a_folder_run_replaces_it_without_reporting_a_cancel(qtbot, tmp_path: Path, slow_window) -> None:
+    """Opening a folder with Run automatically on starts a folder job; Run all (or another file)
+    while it runs replaces it with one holding every wafer still unpredicted. The user cancelled
+    nothing, so the status bar must not say so, and the new job's progress dialog stays up."""
+    path = _twelve_wafers(tmp_path)
+    win, fake = slow_window
+    win.actions["auto_run"].setChecked(True)
+    win.open_paths([path])  # the folder job starts by itself
+    qtbot.waitUntil(fake.started.is_set, timeout=10000)
+    first = win._progress_job
+    assert first > 0 and win.progress is not None
+    with qtbot.waitSignal(
+        win.engine.job_finished, timeout=60000, check_params_cb=lambda job, *_: job != first
+    ) as finished:
+        second = win.run_all()  # Ctrl+Shift+R while the first job runs
+        assert second > first and win._progress_job == second and win.progress is not None
+        assert "cancelled" not in win.statusBar().currentMessage()
+        fake.go.set()
+    assert finished.args[0] == second and finished.args[2] is False
+    assert all(e.prediction is not None for e in win.ws.entries)
+    assert win.statusBar().currentMessage().startswith("model run finished:")

@@ -118,6 +118,10 @@ class ModelCommands:
         if self.progress is not None:
             self.progress.hide()
             self.progress = None
+        # A folder job still running (Run automatically, another file opened, Run all again) is
+        # replaced by this one, which holds its remaining wafers: submit_bulk cancels it, and that
+        # is no cancel the user asked for, so its end is not reported ("cancelled after 0 wafers").
+        self._progress_job = 0
         job = self.engine.submit_bulk(todo)
         self.progress = QProgressDialog(f"Running the model on {len(todo)} wafers…", "Cancel", 0, len(todo), self)
         self.progress.setWindowTitle("Model")
