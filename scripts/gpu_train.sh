@@ -117,7 +117,11 @@ prepare() {
 run_on_device() {
 	: "${OUT:?run this on the device machine, where the tool sets OUT}"
 	local py=${PY:-python3} run_dir=${RUN_DIR:-runs/gpu} init=${INIT_FROM:-}
-	local real=${REAL:-shared/data/wm811k-val.npz} status=0 pack_status=0
+	local real=${REAL:-shared/data/wm811k-val.npz} status=0 pack_status=0 freeze_bn=${FREEZE_BN:-1}
+	if [ "$freeze_bn" != 0 ] && [ "$freeze_bn" != 1 ]; then # before any work on the device's clock
+		echo "ERROR: FREEZE_BN must be 1 (frozen BatchNorm for a fine-tune) or 0 (off); got '$freeze_bn'" >&2
+		return 2
+	fi
 	if [ -z "$init" ]; then # the shipped model, from .devcarry when prepare left it there
 		init=$MODEL
 		if [ ! -f "$init" ] && [ -f "$CARRY/init.onnx.xz" ]; then
@@ -143,7 +147,7 @@ print('torch', torch.__version__, 'cuda', ok, torch.cuda.get_device_name(0) if o
 	[ "$init" = none ] || args+=(--init-from "$init")
 	# Frozen BatchNorm suits a fine-tune (the CPU fine-tune of docs/ml.md's day 8 had no dip with
 	# it and the weight average); a network trained from scratch must learn its statistics.
-	if [ "$init" != none ] && [ "${FREEZE_BN:-1}" = 1 ]; then args+=(--freeze-bn); fi
+	if [ "$init" != none ] && [ "$freeze_bn" = 1 ]; then args+=(--freeze-bn); fi
 	if [ -f "$real" ]; then
 		args+=(--real "$real" --real-per-label "${REAL_PER_LABEL:-40}")
 	else

@@ -259,3 +259,5 @@ def test_gpu_train_run_fine_tunes_with_a_weight_average_and_frozen_batchnorm(min
     assert "--init-from" not in scratch and "--freeze-bn" not in scratch and "--ema" in scratch
     off = _device_train_args(mini_repo, tmp_path, INIT_FROM="init.onnx", EMA="0", FREEZE_BN="0")
     assert off[off.index("--ema") + 1] == "0" and "--freeze-bn" not in off
+    bad = _script(mini_repo, "run", OUT=str(tmp_path / "out"), PY="false", INIT_FROM="init.onnx", FREEZE_BN="yes")
+    assert bad.returncode == 2 and "FREEZE_BN must be 1" in bad.stderr and "'yes'" in bad.stderr
