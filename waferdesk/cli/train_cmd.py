@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", choices=("cosine", "onecycle"), default=d.schedule, help="lr schedule (warmup first)")
     p.add_argument("--min-size", type=int, default=d.min_size, help="smallest wafer, dies across")
     p.add_argument("--max-size", type=int, default=d.max_size, help="largest wafer, dies across")
+    p.add_argument(
+        "--pattern-weights",
+        metavar="NAME=W,...",
+        help="odds of drawing each pattern into a training wafer, e.g. scratch=2,lithography=2 (default: "
+        "all 1; 0: never); validation keeps equal odds",
+    )
     p.add_argument("--seed", type=int, default=TRAIN_SEED, help=f"training data / torch seed (default {TRAIN_SEED})")
     p.add_argument("--val-seed", type=int, default=VAL_SEED, help=f"validation data seed (default {VAL_SEED})")
     p.add_argument("--val-count", type=int, default=d.val_count, help="validation wafers")
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     require_extra("torch", "ml")
     require_extra("segmentation_models_pytorch", "ml")
-    from ..ml.config import TrainConfig
+    from ..ml.config import TrainConfig, parse_pattern_weights
     from ..ml.train import train
 
     new_steps = args.steps
@@ -115,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         raise WaferDeskError(  # a fresh run would overwrite that run's config and checkpoints
             f"{args.run_dir}: already holds a training run; --resume continues it, or choose a new --run-dir"
         )
+    pattern_weights = None if args.pattern_weights is None else parse_pattern_weights(args.pattern_weights)
+    if pattern_weights and args.data:
+        raise WaferDeskError("--pattern-weights shapes the synthetic stream; it does nothing with --data FILE")
     if args.real is not None and not args.real.is_file():
         raise WaferDeskError(f"{args.real}: real-data file not found")
     cfg = TrainConfig(
@@ -125,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         min_size=args.min_size,
         max_size=args.max_size,
+        pattern_weights=pattern_weights,
         seed=args.seed,
         val_seed=args.val_seed,
         val_count=args.val_count,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from waferdesk.core.errors import WaferDeskError
+from waferdesk.core.synth import SYSTEMATIC
 
 TRAIN_SEED = 101
 """Generator seed of the training stream (wafers 0, 1, 2, ... of this data set)."""
@@ -29,6 +33,9 @@ class TrainConfig:
     class_weights: list[float] | None = None  # None: from the training data's class frequencies
     min_size: int = 15  # wafer diameters in dies (the generator's size_range)
     max_size: int = 200
+    # the generator's odds of drawing each systematic pattern into a training wafer, e.g.
+    # {"scratch": 2.0} (None: equal odds); validation and test wafers always keep equal odds
+    pattern_weights: dict[str, float] | None = None
     seed: int = TRAIN_SEED  # generator seed of the training stream, also torch's seed
     val_seed: int = VAL_SEED
     val_count: int = 300
@@ -58,3 +65,31 @@ class TrainConfig:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def parse_pattern_weights(text: str) -> dict[str, float]:
+    """``"scratch=2,lithography=2"`` -> ``{"scratch": 2.0, "lithography": 2.0}``, checked.
+
+    Names must be systematic patterns (``random`` is the background, not a drawn pattern),
+    weights finite and >= 0 (0: never drawn), and at least one pattern left to draw.
+    """
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not part or not eq:
+            raise WaferDeskError(f"pattern weight {part!r}: expected NAME=WEIGHT, e.g. scratch=2")
+        if name not in SYSTEMATIC:
+            raise WaferDeskError(
+                f"pattern weight {part!r}: {name!r} is not a pattern; choose from {', '.join(SYSTEMATIC)}"
+            )
+        try:
+            w = float(value)
+        except ValueError:
+            raise WaferDeskError(f"pattern weight {part!r}: {value.strip()!r} is not a number") from None
+        if not (math.isfinite(w) and w >= 0):
+            raise WaferDeskError(f"pattern weight {part!r}: the weight must be a finite number >= 0")
+        weights[name] = w
+    if not any(weights.get(c, 1.0) > 0 for c in SYSTEMATIC):
+        raise WaferDeskError(f"pattern weights {text!r}: every pattern has weight 0, nothing left to draw")
+    return weights

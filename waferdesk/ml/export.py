@@ -237,7 +237,11 @@ def make_card(
             else {
                 "source": "waferdesk.core.synth generator, made on the fly (every wafer new)",
                 "generator_seed": cfg.get("seed"),
-                "generator_config": {"size_range": [cfg.get("min_size"), cfg.get("max_size")], "others": "defaults"},
+                "generator_config": {
+                    "size_range": [cfg.get("min_size"), cfg.get("max_size")],
+                    **({"pattern_weights": cfg["pattern_weights"]} if cfg.get("pattern_weights") else {}),
+                    "others": "defaults",
+                },
                 "synth_sha256": extra.get("synth_sha256"),
                 "augmentation": "8 dihedral symmetries of the die grid, random 0-2 die empty margins",
                 "validation_seed": cfg.get("val_seed"),

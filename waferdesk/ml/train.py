@@ -22,7 +22,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,17 @@ def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
-def synth_config(cfg: TrainConfig) -> SynthConfig:
-    return SynthConfig(size_range=(cfg.min_size, cfg.max_size))
+def synth_config(cfg: TrainConfig, *, training: bool = False) -> SynthConfig:
+    """The generator's settings for this run: ``training`` applies ``pattern_weights``.
+
+    Validation always draws patterns at equal odds, so runs with and without re-weighting are
+    compared on the same wafers and the checkpoint is chosen on the distribution users are
+    measured on.
+    """
+    base = SynthConfig(size_range=(cfg.min_size, cfg.max_size))
+    if not training or not cfg.pattern_weights:
+        return base
+    return replace(base, class_weights={**base.class_weights, **cfg.pattern_weights})
 
 
 def _param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
@@ -268,8 +277,8 @@ def train(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
-    scfg = synth_config(cfg)
-    if cfg.class_weights is None:
+    scfg = synth_config(cfg, training=True)
+    if cfg.class_weights is None:  # the loss weights follow what the training stream draws
         cfg.class_weights = class_weights_from(class_frequencies(cfg.seed, scfg))
     sha = synth_source_sha256()
     if cfg.extra.setdefault("synth_sha256", sha) != sha:  # the generator changed under a resumed run
@@ -302,7 +311,7 @@ def train(
         )
     else:
         stream = SynthStream(cfg.seed, scfg, cfg.batch_size, cfg.min_batch, workers=cfg.data_workers)
-    val = synthetic_set(cfg.val_seed, cfg.val_count, scfg)
+    val = synthetic_set(cfg.val_seed, cfg.val_count, synth_config(cfg))
     real: list[WaferMap] = []
     if cfg.real_path and Path(cfg.real_path).is_file():
         idx = stratified_subset(wm811k_labels(cfg.real_path), cfg.real_per_label, seed=0)
