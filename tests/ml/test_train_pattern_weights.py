@@ -36,6 +36,7 @@ def test_pattern_weights_are_parsed_by_name() -> None:
         ("scratch=2,", "expected NAME=WEIGHT"),
         ("scratch=lots", "'lots' is not a number"),
         ("scratch=-1", "finite number >= 0"),
+        ("scratch=2,lithography=2,scratch=3", "scratch is given twice"),
         ("scratch=nan", "finite number >= 0"),
         (",".join(f"{c}=0" for c in SYSTEMATIC), "every pattern has weight 0"),
     ],

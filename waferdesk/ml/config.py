@@ -89,6 +89,8 @@ def parse_pattern_weights(text: str) -> dict[str, float]:
             raise WaferDeskError(f"pattern weight {part!r}: {value.strip()!r} is not a number") from None
         if not (math.isfinite(w) and w >= 0):
             raise WaferDeskError(f"pattern weight {part!r}: the weight must be a finite number >= 0")
+        if name in weights:
+            raise WaferDeskError(f"pattern weight {part!r}: {name} is given twice")
         weights[name] = w
     if not any(weights.get(c, 1.0) > 0 for c in SYSTEMATIC):
         raise WaferDeskError(f"pattern weights {text!r}: every pattern has weight 0, nothing left to draw")
