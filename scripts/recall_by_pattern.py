@@ -50,7 +50,8 @@ def main() -> None:
             n = int(dies.sum())
             if n == 0:  # wholly covered by a pattern drawn on top of it
                 continue
-            found = int((pred[dies] == c).sum())
+            called = np.bincount(pred[dies], minlength=len(names))
+            found = int(called[c])
             size = next(f"{lo}-{hi - 1}" if hi else f"{lo}+" for lo, hi in SIZES if n >= lo and (hi is None or n < hi))
             for key in (f"mode {mode}", f"dies {size}", "all"):
                 row = rows[(name, key)]
@@ -58,7 +59,7 @@ def main() -> None:
                 row[1] += n
                 row[2] += found
                 row[3] += found == 0
-                row[4] += np.bincount(pred[dies], minlength=len(names))
+                row[4] += called
     print(f"{len(recs)} wafers, {seg.views} view(s)")
     for name in names:
         keys = [k for (c, k) in rows if c == name]

@@ -10,7 +10,7 @@ import pytest
 
 from waferdesk.cli import main
 from waferdesk.core.errors import WaferDeskError
-from waferdesk.core.synth import SYSTEMATIC, generate_record
+from waferdesk.core.synth import SYSTEMATIC, SynthConfig, generate_record
 from waferdesk.core.taxonomy import default_taxonomy
 from waferdesk.ml.config import TrainConfig, parse_pattern_weights
 from waferdesk.ml.losses import class_frequencies, class_weights_from
@@ -47,23 +47,22 @@ def test_bad_pattern_weights_name_the_problem(text: str, says: str) -> None:
     assert says in str(err.value)
 
 
+def _patterns_drawn(cfg: SynthConfig, wafers: int = 60) -> set[str]:
+    """The pattern classes the generator drew into the first ``wafers`` wafers of seed 7."""
+    return {
+        p.split(":")[0]
+        for i in range(wafers)
+        for p in generate_record(7, i, cfg).wafer.extra["patterns"].split(",")
+        if p
+    }
+
+
 def test_only_the_training_stream_is_reweighted() -> None:
     cfg = TrainConfig(pattern_weights=parse_pattern_weights(ONLY_RING))
     train_cfg, val_cfg = synth_config(cfg, training=True), synth_config(cfg)
-    drawn = {
-        p.split(":")[0]
-        for i in range(60)
-        for p in generate_record(7, i, train_cfg).wafer.extra["patterns"].split(",")
-        if p
-    }
-    assert drawn == {"ring"}
+    assert _patterns_drawn(train_cfg) == {"ring"}
     assert val_cfg == synth_config(TrainConfig())  # validation: the default odds
-    assert {
-        p.split(":")[0]
-        for i in range(60)
-        for p in generate_record(7, i, val_cfg).wafer.extra["patterns"].split(",")
-        if p
-    } > {"ring", "scratch"}
+    assert _patterns_drawn(val_cfg) > {"ring", "scratch"}
 
 
 def test_a_reweighted_run_trains_on_its_stream_validates_on_the_usual_wafers_and_says_so_in_the_card(
