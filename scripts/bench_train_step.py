@@ -1,7 +1,8 @@
 """Seconds per CPU training step in fp32 (the default on a CPU) against bf16 autocast
 (``--amp bf16``), to decide which one a long CPU run should use on this machine.
 
-    .venv/bin/python scripts/bench_train_step.py [--steps 30] [--repeats 3] [--threads 2]
+    .venv/bin/python scripts/bench_train_step.py [--steps 30] [--repeats 3] [--threads 2] [--ema 0.999]
+    git worktree add /tmp/base HEAD~1 && .venv/bin/python scripts/bench_train_step.py --baseline-tree /tmp/base
 
 Each run is a real ``waferdesk train`` process (default ResNet-50, endless synthetic wafers,
 mixed canvases, batch 16 at 64x64, fewer on larger), so data generation and the changing
@@ -13,12 +14,18 @@ printed: the share of the process's CPU time spent in the kernel. Median of --re
 
 bf16 pays only on CPUs with native bf16 (AVX-512 BF16, AMX); without it, it is many times
 slower (docs/ml.md). Whether it trains as well is a different question this does not answer.
+
+``--baseline-tree DIR`` also runs every mode with the code of another checkout (e.g. a git
+worktree of the commit before a speed change), interleaved with this one's, and the ratios
+are taken against that checkout's first mode: a change is measured against what it replaced,
+on the same machine at the same time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,16 +37,22 @@ WARMUP = 10
 MODES = ("off", "bf16")  # the first is the baseline
 
 
-def one_run(steps: int, amp: str, threads: int, workdir: Path) -> tuple[float, float]:
-    """(seconds per step after warm-up, kernel share of CPU time) of one training process."""
+def one_run(steps: int, amp: str, a: argparse.Namespace, workdir: Path, tree: Path) -> tuple[float, float]:
+    """(seconds per step after warm-up, kernel share of CPU time) of one training process
+    running the code in ``tree``."""
     run_dir = workdir / f"run-{amp}-{len(list(workdir.iterdir()))}"
     cmd = [sys.executable, "-m", "waferdesk", "train", "--run-dir", str(run_dir), "--steps", str(steps),
-           "--eval-every", str(steps), "--val-count", "4", "--amp", amp, "--threads", str(threads)]  # fmt: skip
+           "--eval-every", str(steps), "--val-count", "4", "--amp", amp, "--threads", str(a.threads)]  # fmt: skip
+    if a.ema:
+        cmd += ["--ema", str(a.ema)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}  # ahead of the venv's editable install
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tree
+    )
     if done.returncode:  # e.g. --amp bf16 refused, or no torch: say why in one line, not a traceback
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"waferdesk train --amp {amp} failed (exit {done.returncode}): {last}")
+        raise SystemExit(f"waferdesk train --amp {amp} ({tree}) failed (exit {done.returncode}): {last}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     user, kernel = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     log = {e["step"]: e["t"] for e in json.loads((run_dir / "train_log.json").read_text())}
@@ -51,21 +64,35 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ema", type=float, default=0.999, help="as the shipped recipe; 0 = no weight average")
+    ap.add_argument("--baseline-tree", type=Path, help="also run the code of this checkout, as the baseline")
     a = ap.parse_args()
     if a.steps <= WARMUP or a.steps % 5:
         raise SystemExit(f"--steps {a.steps}: must be a multiple of 5 above {WARMUP}")
-    print(f"CPU training step, ResNet-50 U-Net, {a.steps - WARMUP} timed steps per run, median of {a.repeats}")
-    runs: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
+    here = Path(__file__).resolve().parents[1]
+    trees = {"this": here}
+    if a.baseline_tree:
+        if not (a.baseline_tree / "waferdesk" / "__init__.py").is_file():
+            raise SystemExit(f"--baseline-tree {a.baseline_tree}: no waferdesk package there")
+        trees = {"baseline": a.baseline_tree.resolve(), **trees}
+    variants = [(name, amp) for name in trees for amp in MODES]
+    print(f"CPU training step, ResNet-50 U-Net, {a.steps - WARMUP} timed steps per run, median of {a.repeats}"
+          f" (ema {a.ema or 'off'})")  # fmt: skip
+    for name, tree in trees.items():
+        print(f"  {name}: {tree}")
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(a.repeats):
-            for amp in MODES:
-                runs[amp].append(one_run(a.steps, amp, a.threads, Path(tmp)))
-    base = statistics.median(r[0] for r in runs[MODES[0]])
-    print(f"{'--amp':6s} {'s/step':>7s} {'kernel':>7s}  speed-up vs fp32   runs (s/step)")
-    for amp in MODES:
-        med = statistics.median(r[0] for r in runs[amp])
-        kernel = statistics.median(r[1] for r in runs[amp])
-        print(f"{amp:6s} {med:7.3f} {kernel:7.0%}  {base / med:16.2f}x   {[round(r[0], 3) for r in runs[amp]]}")
+            for name, amp in variants:
+                runs[name, amp].append(one_run(a.steps, amp, a, Path(tmp), trees[name]))
+    base = statistics.median(r[0] for r in runs[variants[0]])
+    ref = " ".join(variants[0])
+    print(f"{'code':9s} {'--amp':6s} {'s/step':>7s} {'kernel':>7s}  speed-up vs {ref}   runs (s/step)")
+    for name, amp in variants:
+        med = statistics.median(r[0] for r in runs[name, amp])
+        kernel = statistics.median(r[1] for r in runs[name, amp])
+        rs = [round(r[0], 3) for r in runs[name, amp]]
+        print(f"{name:9s} {amp:6s} {med:7.3f} {kernel:7.0%}  {base / med:16.2f}x   {rs}")
 
 
 if __name__ == "__main__":
