@@ -107,3 +107,25 @@ def test_quantize_never_overwrites_its_parent(tmp_path) -> None:
     src = make_tiny_model(tmp_path)
     rc = main(["model", "quantize", "--model", str(src), "--out", str(src)])
     assert rc == 2 and src.is_file()
+
+
+def _conv_weight_sources(path) -> list[tuple[str, str]]:
+    """(name, what produces its weight: 'initializer' when stored float) of every Conv, in order."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    return [(n.name, producer.get(n.input[1], "initializer")) for n in graph.node if n.op_type == "Conv"]
+
+
+def test_the_stem_convolution_stays_float_unless_asked(tmp_path) -> None:
+    src = make_tiny_model(tmp_path, kind="robust")
+    kept = quantize_model(src, tmp_path / "stem-float.onnx", calib=4, check=8, min_agreement=0.99)
+    stem, source = _conv_weight_sources(kept.path)[0]  # the first Conv reads the encoded input
+    assert source == "initializer"
+    card = load_model_card(kept.path)
+    assert stem in card.onnx["quantization"]["float_nodes"]
+    # the switch really is what keeps it float: without it the stem's weights are int8
+    rep = quantize_model(src, tmp_path / "stem-int8.onnx", calib=4, check=8, min_agreement=0.5, keep_stem_float=False)
+    assert _conv_weight_sources(rep.path)[0][1] == "DequantizeLinear"
+    assert stem not in load_model_card(rep.path).onnx["quantization"]["float_nodes"]

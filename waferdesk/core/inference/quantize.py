@@ -4,7 +4,10 @@ Calibration runs the float model on synthetic wafers (:mod:`waferdesk.core.synth
 downloaded) to learn each activation's range; weights are quantized per output channel
 (QDQ format, the one ONNX Runtime's CPU kernels fuse). The layers that produce the outputs
 (class logits, embedding) stay in float: an argmax between two close classes is exactly
-what 8-bit logits would flip. The copy is then checked against the original on a separate
+what 8-bit logits would flip. So does the stem, the first convolution, which reads the
+encoded input itself: quantizing its input puts the coordinate planes (-1..1) on a grid of
+1/127 and the error reaches every later layer (on the shipped model the stem alone moved
+agreement from 99.85 % to 99.94 %). The copy is then checked against the original on a separate
 set of synthetic wafers: the class argmax must agree on at least ``min_agreement`` (99.9 %)
 of the failing dies, or the file is deleted and :class:`QuantizationRefusedError` raised.
 
@@ -188,6 +191,17 @@ def output_nodes(model: Any) -> list[str]:
     return names
 
 
+def stem_nodes(model: Any) -> list[str]:
+    """Name of the first convolution, the one that reads the network input (kept in float).
+    ONNX graphs are topologically sorted, so it is the first Conv node."""
+    for i, node in enumerate(model.graph.node):
+        if node.op_type == "Conv":
+            if not node.name:
+                node.name = f"waferdesk_stem_{i}"
+            return [node.name]
+    return []
+
+
 def quantize_model(
     model_path: str | Path,
     out_path: str | Path,
@@ -198,6 +212,7 @@ def quantize_model(
     per_channel: bool = True,
     reduce_range: bool = False,
     keep_outputs_float: bool = True,
+    keep_stem_float: bool = True,
     threads: int | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> QuantizeReport:
@@ -232,7 +247,9 @@ def quantize_model(
             ):
                 say("upcasting the fp16 model to fp32 for calibration")
                 model = upcast_fp16(model)
-            exclude = output_nodes(model) if keep_outputs_float else []
+            exclude = (output_nodes(model) if keep_outputs_float else []) + (
+                stem_nodes(model) if keep_stem_float else []
+            )
             fp32 = Path(tmp) / "fp32.onnx"
             onnx.save(model, str(fp32))
             prepared = Path(tmp) / "prepared.onnx"
