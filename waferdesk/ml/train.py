@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -58,6 +59,9 @@ from .model import WaferUnet, build_model
 from .predict import predict
 
 LOG_EVERY = 5
+# a step whose loss or gradient is not finite is skipped (the weights are not touched); this
+# many in a row means the run has diverged, and it stops with last.pt still the last good state
+MAX_NONFINITE_STEPS = 20
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -327,7 +331,7 @@ def train(
         real = load_wm811k(cfg.real_path, idx)
 
     step, history, train_log, best, elapsed = 0, [], [], -1.0, 0.0
-    bad_evals = 0
+    bad_evals = skipped = 0  # skipped: steps with a non-finite loss or gradient, over the whole run
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -337,6 +341,7 @@ def train(
         stream.state = StreamState.from_json(ck["stream"])
         step, history, train_log = ck["step"], ck["history"], ck["train_log"]
         best, bad_evals, elapsed = ck["best"], ck.get("bad_evals", 0), ck.get("elapsed", 0.0)
+        skipped = ck.get("skipped", 0)
         log(f"resumed {run} at step {step}/{cfg.steps}")
     # with --ema the moving average is the network that is evaluated, kept as best.pt and exported
     ema = WeightAverage(model, cfg.ema) if cfg.ema else None
@@ -356,6 +361,7 @@ def train(
             "train_log": train_log,
             "best": best,
             "bad_evals": bad_evals,
+            "skipped": skipped,
             "elapsed": elapsed + (time.perf_counter() - t_start),
             "config": asdict(cfg),
             "architecture": model.architecture(),
@@ -418,6 +424,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not show_progress, dynamic_ncols=True)
     stopped_early = out_of_time = False
     window: list[float] = []
+    nonfinite_run = 0  # non-finite steps in a row
     budget_s = cfg.minutes * 60.0 if cfg.minutes else math.inf
     if fine_tuning:  # the starting model's numbers are the bar to beat
         evaluate_now()
@@ -429,24 +436,44 @@ def train(
                 logits, _ = model(xt)
             loss, parts = loss_fn(logits, yt)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update(model)
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                # fp16's scaler skips overflowing steps itself (and lowers its scale); elsewhere a
+                # non-finite gradient would write NaN into every weight and the average
+                finite = scaler.is_enabled() or bool(torch.isfinite(norm))
+            if finite:
+                scaler.step(opt)
+                scaler.update()
+                if ema is not None:
+                    ema.update(model)
+                window.append(float(loss.detach()))
+                nonfinite_run = 0
+            else:  # the batch is used up (resume stays exact) and the step counted, but nothing learnt
+                opt.zero_grad(set_to_none=True)
+                nonfinite_run += 1
+                skipped += 1
+                log(f"step {step + 1}: non-finite loss or gradient on a {x.shape[2]}x{x.shape[3]} batch; step skipped")
+                if nonfinite_run >= MAX_NONFINITE_STEPS:
+                    raise WaferDeskError(
+                        f"training diverged at step {step + 1}: {nonfinite_run} steps in a row had a non-finite "
+                        f"loss or gradient; {run / 'last.pt'} holds the last checkpoint before it"
+                    )
+            with warnings.catch_warnings():  # a skipped first step: torch warns that no optimiser step came first
+                warnings.simplefilter("ignore", UserWarning)
+                sched.step()
             step += 1
-            window.append(float(loss.detach()))
             # the budget counts training time only: evaluations are paid from it too, so the
             # last one (and the export after it) still fits in a lent machine's minutes
             out_of_time = elapsed + time.perf_counter() - t_start >= budget_s
             last = step == cfg.steps or out_of_time
             if step % LOG_EVERY == 0 or last:
                 train_log.append(
-                    {"step": step, "loss": float(np.mean(window)), **parts, "lr": opt.param_groups[0]["lr"],
-                     "canvas": list(x.shape[2:]), "t": round(elapsed + time.perf_counter() - t_start, 1)}
+                    {"step": step, "loss": float(np.mean(window)) if window else math.nan, **parts,
+                     "lr": opt.param_groups[0]["lr"], "canvas": list(x.shape[2:]),
+                     "t": round(elapsed + time.perf_counter() - t_start, 1), "skipped": skipped}
                 )  # fmt: skip
                 window = []
             bar.set_postfix(
@@ -476,6 +503,7 @@ def train(
         "wafers_seen": stream.state.next_index,
         "train_time_s": round(total_s, 1),
         "stopped_early": stopped_early,
+        "skipped_nonfinite_steps": skipped,
         "out_of_time": out_of_time,
         "best_val_miou": best,
         "best": next((h for h in history if h["val"]["miou"] == best), None),
