@@ -455,7 +455,8 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 nonfinite_run += 1
                 skipped += 1
-                log(f"step {step + 1}: non-finite loss or gradient on a {x.shape[2]}x{x.shape[3]} batch; step skipped")
+                what = "gradient" if torch.isfinite(loss) else "loss"
+                log(f"step {step + 1}: non-finite {what} on a {x.shape[2]}x{x.shape[3]} batch; step skipped")
                 if nonfinite_run >= MAX_NONFINITE_STEPS:
                     raise WaferDeskError(
                         f"training diverged at step {step + 1}: {nonfinite_run} steps in a row had a non-finite "
