@@ -436,35 +436,40 @@ def train(
                 logits, _ = model(xt)
             loss, parts = loss_fn(logits, yt)
             opt.zero_grad(set_to_none=True)
-            finite = bool(torch.isfinite(loss))
-            if finite:
+            bad = None if torch.isfinite(loss) else "loss"  # what was not finite, if anything
+            if bad is None:
                 scaler.scale(loss).backward()
                 scaler.unscale_(opt)
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 # fp16's scaler skips overflowing steps itself (and lowers its scale); elsewhere a
                 # non-finite gradient would write NaN into every weight and the average
-                finite = scaler.is_enabled() or bool(torch.isfinite(norm))
-            if finite:
+                if not scaler.is_enabled() and not torch.isfinite(norm):
+                    bad = "gradient"
+            if bad is None:
                 scaler.step(opt)
                 scaler.update()
                 if ema is not None:
                     ema.update(model)
                 window.append(float(loss.detach()))
                 nonfinite_run = 0
+                sched.step()
             else:  # the batch is used up (resume stays exact) and the step counted, but nothing learnt
-                opt.zero_grad(set_to_none=True)
                 nonfinite_run += 1
                 skipped += 1
-                what = "gradient" if torch.isfinite(loss) else "loss"
-                log(f"step {step + 1}: non-finite {what} on a {x.shape[2]}x{x.shape[3]} batch; step skipped")
+                log(f"step {step + 1}: non-finite {bad} on a {x.shape[2]}x{x.shape[3]} batch; step skipped")
                 if nonfinite_run >= MAX_NONFINITE_STEPS:
+                    kept = (
+                        f"{run / 'last.pt'} holds the last checkpoint before it"
+                        if (run / "last.pt").is_file()
+                        else "no checkpoint was written before it"
+                    )
                     raise WaferDeskError(
                         f"training diverged at step {step + 1}: {nonfinite_run} steps in a row had a non-finite "
-                        f"loss or gradient; {run / 'last.pt'} holds the last checkpoint before it"
+                        f"loss or gradient; {kept}"
                     )
-            with warnings.catch_warnings():  # a skipped first step: torch warns that no optimiser step came first
-                warnings.simplefilter("ignore", UserWarning)
-                sched.step()
+                # on a skipped first step torch warns that the schedule moved before the optimiser
+                with warnings.catch_warnings(action="ignore", category=UserWarning):
+                    sched.step()
             step += 1
             # the budget counts training time only: evaluations are paid from it too, so the
             # last one (and the export after it) still fits in a lent machine's minutes
