@@ -247,7 +247,8 @@ def slow_window(qtbot, app_home):
     qtbot.addWidget(win)
     try:
         win.show()
-        qtbot.waitUntil(lambda: win.engine.available is not None, timeout=30000)
+        # the window's own handler of ``ready`` has run too (a separate event from ``available``)
+        qtbot.waitUntil(lambda: win.engine.available is not None and bool(win.model_info), timeout=30000)
         yield win, fake
     finally:
         fake.go.set()  # a failed test must not leave the inference thread held while the window closes
@@ -404,6 +405,26 @@ def test_run_all_reuses_the_on_screen_result_that_has_not_reached_the_window_yet
     assert finished.args[1:] == [4, False]
     assert all(e.prediction is not None for e in win.ws.entries)
     assert Counter(fake.ran) == Counter(e.wafer.wafer_id for e in win.ws.entries)  # each predicted once
+
+
+def test_the_windows_late_model_ready_does_not_replace_a_running_folder_job(qtbot, tmp_path: Path, slow_window) -> None:
+    """The engine's ``ready`` reaches its receivers as separate queued events: ``available`` can
+    be True, and a folder job started by Run automatically, before the window's own handler runs
+    (under load, seen as a flaky 'cancelled' job). That late handler must leave the job running."""
+    path = _twelve_wafers(tmp_path)
+    win, fake = slow_window
+    win.actions["auto_run"].setChecked(True)
+    win.open_paths([path])
+    qtbot.waitUntil(fake.started.is_set, timeout=10000)
+    job = win._progress_job
+    cancelled: list[int] = []
+    win.engine.job_finished.connect(lambda j, _done, c: cancelled.append(j) if c else None)
+    win._model_ready(win.model_info)  # the window's handler of the same ready, arriving late
+    assert win._progress_job == job and win.progress is not None
+    with qtbot.waitSignal(win.engine.job_finished, timeout=60000, check_params_cb=lambda j, *_: j == job) as finished:
+        fake.go.set()
+    assert finished.args[2] is False and cancelled == []
+    assert all(e.prediction is not None for e in win.ws.entries)
 
 
 def test_run_all_during_a_folder_run_replaces_it_without_reporting_a_cancel(qtbot, tmp_path: Path, slow_window) -> None:

@@ -53,8 +53,13 @@ class ModelCommands:
         elif e is not None and (e.prediction is None or (stale and e.prediction.views != info.get("views", 1))):
             self.engine.request(e.key, e.wafer)  # the wafer on screen follows a change of views
         queued, self._run_all_queued = self._run_all_queued, False
-        if queued or self.actions["auto_run"].isChecked():
-            self.run_all(quiet=not queued)  # Run all asked for while the model was loading
+        # Run all asked for while the model was loading, or Run automatically. Not over a folder
+        # job already running: ``ready`` reaches the engine's ``available`` and this handler as
+        # separate events, so a job may have started in between (its remaining wafers run in
+        # the new views anyway); replacing it would only re-queue them.
+        running = self.progress is not None
+        if queued or (self.actions["auto_run"].isChecked() and not running):
+            self.run_all(quiet=not queued)
 
     def preferred_views(self) -> int | None:
         """1 when the user asked for speed (Model > Fast), else None: the model card decides."""
