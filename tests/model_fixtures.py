@@ -83,16 +83,13 @@ def make_tiny_model(
     """Write ``<name>.onnx`` and its ``.card.json`` into ``directory``; return the model path.
 
     ``inference``: the card's ``inference`` block (e.g. ``{"views": 4}``), left out when None."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name or ('tiny-fp16' if fp16 else 'tiny') + ('' if kind == 'random' else '-' + kind)}.onnx"
     wts = tiny_weights(seed, kind)
     dt = np.float16 if fp16 else np.float32
-    et = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    k = len(default_taxonomy())
     inits = [numpy_helper.from_array(v.astype(dt), n) for n, v in wts.items()]
     nodes = [
         helper.make_node("Conv", [INPUT_NAME, "w1", "b1"], ["h0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
@@ -101,6 +98,74 @@ def make_tiny_model(
         helper.make_node("GlobalAveragePool", ["h"], ["g"]),
         helper.make_node("Flatten", ["g"], [OUTPUT_EMBEDDING], axis=1),
     ]
+    return _save(
+        nodes,
+        inits,
+        path,
+        version=version,
+        arch={"name": "tiny-conv", "kind": kind, "seed": seed},
+        fp16=fp16,
+        inference=inference,
+    )
+
+
+def reference_logits(x: np.ndarray, seed: int = 0, kind: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """The tiny model recomputed in numpy: encoded (N, 6, H, W) -> logits, embedding (float64)."""
+    w = {k: v.astype(np.float64) for k, v in tiny_weights(seed, kind).items()}
+    n, _, hh, ww = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    h = np.zeros((n, HIDDEN, hh, ww))
+    for dy in range(3):
+        for dx in range(3):
+            h += np.einsum("oc,nchw->nohw", w["w1"][:, :, dy, dx], xp[:, :, dy : dy + hh, dx : dx + ww])
+    h = np.maximum(h + w["b1"][None, :, None, None], 0)
+    logits = np.einsum("ko,nohw->nkhw", w["w2"][:, :, 0, 0], h) + w["b2"][None, :, None, None]
+    return logits, h.mean(axis=(2, 3))
+
+
+def make_layered_model(directory: str | Path) -> Path:
+    """The ``robust`` tiny model with two blocks named as the torch exporter names a U-Net's
+    (``/encoder/layer1/...``, ``/decoder/blocks.0/...``) between its stem and its head: both are
+    identity 1x1 convolutions, but the decoder block also writes 2000x the on-wafer count into
+    its last channel. That channel widens the block's int8 activation range so much that the
+    neighbour counts the head reads round to 0: quantized, ``/decoder/blocks.0`` ruins the
+    argmax; kept in float, the copy agrees exactly (exercises ``model quantize``'s search)."""
+    from onnx import helper, numpy_helper
+
+    path = Path(directory) / "layered.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = tiny_weights(0, "robust")
+    eye = np.eye(HIDDEN, dtype=np.float32).reshape(HIDDEN, HIDDEN, 1, 1)
+    wide = eye.copy()
+    wide[HIDDEN - 1, 1, 0, 0] = 2000.0  # channel 1 counts on-wafer neighbours (0..9)
+    zeros = np.zeros(HIDDEN, np.float32)
+    inits = [numpy_helper.from_array(v, n) for n, v in {**w, "eye": eye, "wide": wide, "zeros": zeros}.items()]
+    conv = "Conv"
+    nodes = [
+        helper.make_node(
+            conv, [INPUT_NAME, "w1", "b1"], ["h0"], "/encoder/conv1/Conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]
+        ),
+        helper.make_node("Relu", ["h0"], ["h"], "/encoder/conv1/Relu"),
+        helper.make_node(conv, ["h", "eye", "zeros"], ["e0"], "/encoder/layer1/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["e0"], ["e"], "/encoder/layer1/Relu"),
+        helper.make_node(conv, ["e", "wide", "zeros"], ["d0"], "/decoder/blocks.0/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["d0"], ["d"], "/decoder/blocks.0/Relu"),
+        helper.make_node(conv, ["d", "w2", "b2"], [OUTPUT_SCORES], "/segmentation_head/Conv", kernel_shape=[1, 1]),
+        helper.make_node("GlobalAveragePool", ["h"], ["g"], "/pool"),
+        helper.make_node("Flatten", ["g"], [OUTPUT_EMBEDDING], "/flatten", axis=1),
+    ]
+    return _save(nodes, inits, path, version="layered-1", arch={"name": "tiny-layered", "kind": "layered", "seed": 0})
+
+
+def _save(
+    nodes: list, inits: list, path: Path, *, version: str, arch: dict, fp16: bool = False, inference: dict | None = None
+) -> Path:
+    """Check and write the graph at ``path`` with its model card; return ``path``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    et = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    k = len(default_taxonomy())
     graph = helper.make_graph(
         nodes,
         "waferdesk-tiny",
@@ -119,7 +184,7 @@ def make_tiny_model(
         {
             "format": CARD_FORMAT,
             "model_version": version,
-            "architecture": {"name": "tiny-conv", "encoder": "none", "kind": kind, "seed": seed},
+            "architecture": {**arch, "encoder": "none"},
             "classes": list(default_taxonomy().names),
             "encoding": {"version": ENCODING_VERSION, "channels": list(CHANNELS)},
             "sha256": sha256_file(path),
@@ -137,17 +202,3 @@ def make_tiny_model(
     )
     card.save(card_path_for(path))
     return path
-
-
-def reference_logits(x: np.ndarray, seed: int = 0, kind: str = "random") -> tuple[np.ndarray, np.ndarray]:
-    """The tiny model recomputed in numpy: encoded (N, 6, H, W) -> logits, embedding (float64)."""
-    w = {k: v.astype(np.float64) for k, v in tiny_weights(seed, kind).items()}
-    n, _, hh, ww = x.shape
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    h = np.zeros((n, HIDDEN, hh, ww))
-    for dy in range(3):
-        for dx in range(3):
-            h += np.einsum("oc,nchw->nohw", w["w1"][:, :, dy, dx], xp[:, :, dy : dy + hh, dx : dx + ww])
-    h = np.maximum(h + w["b1"][None, :, None, None], 0)
-    logits = np.einsum("ko,nohw->nkhw", w["w2"][:, :, 0, 0], h) + w["b2"][None, :, None, None]
-    return logits, h.mean(axis=(2, 3))

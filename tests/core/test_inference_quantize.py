@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from model_fixtures import make_tiny_model
+from model_fixtures import make_layered_model, make_tiny_model
 
 from waferdesk.cli import main
 from waferdesk.core.inference import Segmenter
@@ -76,7 +76,7 @@ def test_an_interrupted_check_leaves_no_unchecked_model_at_out(tmp_path, capsys,
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(quantize, "argmax_agreement", interrupted)
+    monkeypatch.setattr(quantize, "agreement_with", interrupted)
     src = make_tiny_model(tmp_path, kind="robust")
     out = tmp_path / "q" / "int8.onnx"
     rc = main(["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "4", "--check", "8"])
@@ -129,3 +129,65 @@ def test_the_stem_convolution_stays_float_unless_asked(tmp_path) -> None:
     rep = quantize_model(src, tmp_path / "stem-int8.onnx", calib=4, check=8, min_agreement=0.5, keep_stem_float=False)
     assert _conv_weight_sources(rep.path)[0][1] == "DequantizeLinear"
     assert stem not in load_model_card(rep.path).onnx["quantization"]["float_nodes"]
+
+
+def test_a_copy_missing_the_gate_keeps_the_block_that_costs_agreement_in_float(tmp_path, capsys) -> None:
+    """The plain copy of the layered model fails (its decoder block's int8 range drowns the
+    counts the head reads); the search measures each block in float on a selection set, keeps
+    ``/decoder/blocks.0`` float, and that copy passes the gate on the check set."""
+    src = make_layered_model(tmp_path)
+    out = tmp_path / "q" / "layered-int8.onnx"
+    argv = ["model", "quantize", "--model", str(src), "--out", str(out), "--calib", "4", "--check", "12"]
+    assert main([*argv, "--search", "0"]) == 2  # no search: refused, as before
+    assert "REFUSED" in capsys.readouterr().out and not out.exists()
+
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "kept in float: /decoder/blocks.0" in captured.out and "argmax agreement 100.0000%" in captured.out
+    assert "round 1: /encoder/layer1 in float" in captured.err  # progress names every trial
+    q = load_model_card(out).onnx["quantization"]
+    assert "/decoder/blocks.0/Conv" in q["float_nodes"] and "/encoder/layer1/Conv" not in q["float_nodes"]
+    search = q["search"]
+    assert search["plain_agreement"] < 0.999 and search["float_groups"] == ["/decoder/blocks.0"]
+    assert search["selection"]["seed"] != q["check"]["seed"]  # chosen on other wafers than the gate's
+    trials = {tuple(t["float_groups"]): t["agreement"] for t in search["trials"]}
+    assert trials[("/decoder/blocks.0",)] == 1.0 > trials[("/encoder/layer1",)]
+    # the encoder block is still int8 and the copy predicts like its parent
+    assert dict(_conv_weight_sources(out))["/encoder/layer1/Conv"] == "DequantizeLinear"
+    a, b = Segmenter(src, cache=False), Segmenter(out, cache=False)
+    for w in (r.wafer for r in generate(4, seed=78)):
+        assert np.array_equal(a.predict(w).mask.labels, b.predict(w).mask.labels)
+
+
+def test_layer_groups_are_the_named_blocks_with_compute_left_to_quantize(tmp_path) -> None:
+    import onnx
+
+    from waferdesk.core.inference.quantize import output_nodes, stem_nodes
+    from waferdesk.core.inference.quantize_search import layer_groups
+
+    model = onnx.load(make_layered_model(tmp_path))
+    groups = layer_groups(model, output_nodes(model) + stem_nodes(model))
+    # the stem's block holds only its ReLU once the stem is float: no group; /pool has no block
+    assert groups == {
+        "/encoder/layer1": ["/encoder/layer1/Conv", "/encoder/layer1/Relu"],
+        "/decoder/blocks.0": ["/decoder/blocks.0/Conv", "/decoder/blocks.0/Relu"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("scores", "max_groups", "chosen", "n_trials"),
+    [
+        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.999}, 3, ["c"], 3),  # one round reaches the target
+        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.96, ("b", "c"): 0.999}, 3, ["b", "c"], 5),
+        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.94, ("b", "c"): 0.93}, 3, ["b"], 5),  # no gain
+        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92}, 1, ["b"], 3),  # the round limit
+    ],
+)
+def test_the_greedy_search_adds_the_best_block_per_round_until_the_target(scores, max_groups, chosen, n_trials) -> None:
+    from waferdesk.core.inference.quantize_search import greedy_float_groups
+
+    said: list[str] = []
+    got, best, trials = greedy_float_groups(["a", "b", "c"], lambda g: scores[tuple(g)], 0.999, max_groups, said.append)
+    assert got == chosen and best == scores[tuple(chosen)]
+    assert len(trials) == len(said) == n_trials

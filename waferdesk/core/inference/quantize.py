@@ -17,12 +17,13 @@ of the failing dies, or the file is deleted and :class:`QuantizationRefusedError
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,15 @@ from ..modelcard import (
 )
 from ..synth import SynthConfig, generate
 from ..wafer import FAIL, WaferMap
+from .quantize_search import Trial, greedy_float_groups, layer_groups
 
 MIN_AGREEMENT = 0.999
 CALIB_SEED = 90_001
 CHECK_SEED = 90_002
+SELECT_SEED = 90_003
+"""Seed of the search's selection set: never the gate's check set (:mod:`.quantize_search`)."""
+SEARCH_GROUPS = 3
+"""Default for the most blocks the search keeps in float."""
 CALIB_STRIDE = 4
 """Calibration wafers per range reduction (memory bound); ``calib`` is rounded up to a multiple."""
 SYNTH_SIZES = (15, 120)
@@ -70,10 +76,17 @@ class QuantizeReport:
     seconds: float
     size_bytes: int
     parent_size_bytes: int
+    float_groups: list[str] = field(default_factory=list)
+    """Blocks kept in float by the search (empty: the plain copy, or no search)."""
+    plain_agreement: float | None = None
+    """The plain copy's agreement on the check set, when it missed the gate and a search ran."""
+    search: list[Trial] = field(default_factory=list)
+    """Every search trial, measured on the selection set."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path) if self.path else None
+        d["search"] = [t.to_json() for t in self.search]
         return d
 
 
@@ -166,16 +179,23 @@ class _Reader:
 
 def argmax_agreement(original: Any, candidate: Any, wafers: list[WaferMap]) -> tuple[float, int]:
     """Share of failing dies where two segmenters pick the same class, and the number of them."""
+    return agreement_with(failing_labels(original, wafers), candidate, wafers)
+
+
+def failing_labels(segmenter: Any, wafers: list[WaferMap]) -> list[np.ndarray]:
+    """The class a segmenter gives each failing die of each wafer (the reference side of a check,
+    computed once when several copies are compared with the same original)."""
+    return [segmenter.predict(w).mask.labels[w.dies == FAIL] if (w.dies == FAIL).any() else None for w in wafers]
+
+
+def agreement_with(reference: list[np.ndarray | None], candidate: Any, wafers: list[WaferMap]) -> tuple[float, int]:
+    """:func:`argmax_agreement` against labels from :func:`failing_labels`."""
     same = total = 0
-    for w in wafers:
-        fail = w.dies == FAIL
-        n = int(fail.sum())
-        if not n:
+    for ref, w in zip(reference, wafers, strict=True):
+        if ref is None:
             continue
-        a = original.predict(w).mask.labels[fail]
-        b = candidate.predict(w).mask.labels[fail]
-        same += int((a == b).sum())
-        total += n
+        same += int((candidate.predict(w).mask.labels[w.dies == FAIL] == ref).sum())
+        total += len(ref)
     return (same / total if total else 1.0), total
 
 
@@ -213,23 +233,29 @@ def quantize_model(
     reduce_range: bool = False,
     keep_outputs_float: bool = True,
     keep_stem_float: bool = True,
+    search: int = SEARCH_GROUPS,
     threads: int | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> QuantizeReport:
     """Write an int8 copy of ``model_path`` (and its card) to ``out_path`` if it agrees enough.
 
-    Raises :class:`QuantizationRefusedError` (after deleting the copy) when the argmax agreement on
-    the failing dies of ``check`` synthetic wafers is below ``min_agreement``. The copy is made and
-    checked as ``<stem>.part.onnx`` beside ``out_path`` and moved there only when kept, so a refused,
-    failed or interrupted run leaves whatever ``out_path`` held before untouched.
+    When the plain copy's argmax agreement on the failing dies of ``check`` synthetic wafers is
+    below ``min_agreement``, up to ``search`` blocks of the network are chosen to stay in float
+    (:mod:`.quantize_search`, measured on a separate selection set) and that copy faces the same
+    gate. Raises :class:`QuantizationRefusedError` (after deleting the copy) when the last copy
+    tried is still below it. The copy is made and checked as ``<stem>.part.onnx`` beside
+    ``out_path`` and moved there only when kept, so a refused, failed or interrupted run leaves
+    whatever ``out_path`` held before untouched.
     """
     from .segmenter import Segmenter
 
     onnx, q = _require_quantization()
     t0 = time.perf_counter()
     src, out = Path(model_path), Path(out_path)
-    if calib < 1 or check < 1:
-        raise ModelError(f"--calib and --check must be at least 1, got {calib} and {check}")
+    if calib < 1 or check < 1 or search < 0:
+        raise ModelError(
+            f"--calib and --check must be at least 1 and --search at least 0, got {calib}, {check} and {search}"
+        )
     if out.resolve() == src.resolve():
         raise ModelError(f"{out}: the int8 copy must not overwrite its parent model")
     card = load_model_card(src)
@@ -237,9 +263,13 @@ def quantize_model(
     # written and checked beside OUT under another name, moved onto OUT only once kept: a refused,
     # failed or interrupted run neither leaves an unchecked model at OUT nor deletes what was there
     stage = out.with_name(f"{out.stem}.part{out.suffix}")
+    calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
+    say = on_progress or (lambda _msg: None)
+
+    def segmenter(path: Path) -> Any:
+        return Segmenter(path, providers="cpu", threads=threads, cache=False, warmup=False)
+
     try:
-        calib = -(-calib // CALIB_STRIDE) * CALIB_STRIDE
-        say = on_progress or (lambda _msg: None)
         with tempfile.TemporaryDirectory(prefix="waferdesk-quant-") as tmp:
             model = onnx.load(str(src))
             if any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
@@ -258,33 +288,39 @@ def quantize_model(
             except Exception:  # pre-processing is an optimisation; quantize the plain graph if it fails
                 prepared = fp32
             input_name = model.graph.input[0].name
-            step = {"n": 0}
+            quantize = _Quantizer(q, prepared, input_name, calib, per_channel, reduce_range, Path(tmp), say)
+            original = segmenter(src)
+            check_wafers = synthetic_wafers(check, CHECK_SEED)
 
-            def tick() -> None:
-                step["n"] += 1
-                if step["n"] % 8 == 0 or step["n"] == calib:
-                    say(f"calibrating {step['n']}/{calib}")
+            def gate(float_nodes: list[str]) -> tuple[float, int]:
+                quantize(stage, float_nodes)
+                _int8_card(card, stage, calib, per_channel, reduce_range, float_nodes).save(card_path_for(stage))
+                say(f"checking argmax agreement on {check} synthetic wafers")
+                return agreement_with(reference, segmenter(stage), check_wafers)
 
-            say(f"calibrating on {calib} synthetic wafers")
-            q.quantize_static(
-                str(prepared),
-                str(stage),
-                _Reader(synthetic_wafers(calib, CALIB_SEED), input_name, tick),
-                quant_format=q.QuantFormat.QDQ,
-                per_channel=per_channel,
-                reduce_range=reduce_range,
-                activation_type=q.QuantType.QUInt8,
-                weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=exclude,
-                calibrate_method=q.CalibrationMethod.MinMax,
-                extra_options={"CalibStridedMinMax": CALIB_STRIDE},
-            )
-        q_card = _int8_card(card, stage, calib, per_channel, reduce_range, exclude)
-        q_card.save(card_path_for(stage))
-        say(f"checking argmax agreement on {check} synthetic wafers")
-        original = Segmenter(src, providers="cpu", threads=threads, cache=False, warmup=False)
-        candidate = Segmenter(stage, providers="cpu", threads=threads, cache=False, warmup=False)
-        agreement, n_dies = argmax_agreement(original, candidate, synthetic_wafers(check, CHECK_SEED))
+            reference = failing_labels(original, check_wafers)
+            agreement, n_dies = gate(exclude)
+            plain, chosen, trials = None, [], []
+            if agreement < min_agreement and search:
+                plain = agreement
+                groups = layer_groups(onnx.load(str(prepared)), exclude)
+                say(
+                    f"plain copy agrees on {agreement:.4%} (< {min_agreement:.1%}); searching which of "
+                    f"{len(groups)} blocks to keep in float, on {check} other synthetic wafers"
+                )
+                select_wafers = synthetic_wafers(check, SELECT_SEED)
+                select_ref = failing_labels(original, select_wafers)
+                trial_path = Path(tmp) / "trial.onnx"
+
+                def trial(names: list[str]) -> float:
+                    quantize(trial_path, exclude + [n for g in names for n in groups[g]])
+                    _int8_card(card, trial_path, calib, per_channel, reduce_range, []).save(card_path_for(trial_path))
+                    return agreement_with(select_ref, segmenter(trial_path), select_wafers)[0]
+
+                chosen, _, trials = greedy_float_groups(list(groups), trial, min_agreement, search, say)
+                if chosen:
+                    exclude = exclude + [n for g in chosen for n in groups[g]]
+                    agreement, n_dies = gate(exclude)
         report = QuantizeReport(
             path=out,
             agreement=agreement,
@@ -296,14 +332,19 @@ def quantize_model(
             seconds=time.perf_counter() - t0,
             size_bytes=stage.stat().st_size,
             parent_size_bytes=src.stat().st_size,
+            float_groups=chosen,
+            plain_agreement=plain,
+            search=trials,
         )
         if not report.kept:  # the staged copy is removed below; OUT was never touched
             report.path = None
+            tried = f" (with {' + '.join(chosen)} in float)" if chosen else ""
             raise QuantizationRefusedError(
-                f"{out}: int8 copy agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
+                f"{out}: int8 copy{tried} agrees with {src.name} on {agreement:.4%} of {n_dies} failing dies "
                 f"({check} synthetic wafers), below the required {min_agreement:.1%}; not kept",
                 report,
             )
+        q_card = load_model_card(stage)
         q_card.onnx["quantization"]["check"] = {
             "wafers": check,
             "seed": CHECK_SEED,
@@ -311,6 +352,13 @@ def quantize_model(
             "argmax_agreement": round(agreement, 6),
             "min_agreement": min_agreement,
         }
+        if plain is not None:
+            q_card.onnx["quantization"]["search"] = {
+                "plain_agreement": round(plain, 6),
+                "selection": {"wafers": check, "seed": SELECT_SEED},
+                "float_groups": chosen,
+                "trials": [t.to_json() for t in trials],
+            }
         q_card.metrics = {"argmax_agreement_with_parent": round(agreement, 6)}
         q_card.save(card_path_for(stage))
         os.replace(stage, out)
@@ -318,6 +366,57 @@ def quantize_model(
         return report
     finally:
         _remove(stage)  # the staged copy, whatever happened; OUT is touched only by the moves above
+
+
+class _Quantizer:
+    """``quantize_static`` with this model's settings, calibrating once: the ranges are cached
+    (``calibration_cache_path``, where the installed ONNX Runtime has it) and reused by every
+    copy the search makes, which differ only in the nodes kept float."""
+
+    def __init__(
+        self,
+        q: Any,
+        prepared: Path,
+        input_name: str,
+        calib: int,
+        per_channel: bool,
+        reduce_range: bool,
+        tmp: Path,
+        say: Callable[[str], None],
+    ) -> None:
+        self.q, self.prepared, self.input_name, self.calib = q, prepared, input_name, calib
+        self.per_channel, self.reduce_range, self.say = per_channel, reduce_range, say
+        self.wafers = synthetic_wafers(calib, CALIB_SEED)
+        cached = "calibration_cache_path" in inspect.signature(q.quantize_static).parameters
+        self.cache = {"calibration_cache_path": str(tmp / "calibration.json")} if cached else {}
+        self.calibrated = False
+
+    def __call__(self, out: Path, float_nodes: list[str]) -> None:
+        step = {"n": 0}
+        first = not (self.calibrated and self.cache)
+
+        def tick() -> None:
+            step["n"] += 1
+            if step["n"] % 8 == 0 or step["n"] == self.calib:
+                self.say(f"calibrating {step['n']}/{self.calib}")
+
+        if first:
+            self.say(f"calibrating on {self.calib} synthetic wafers")
+        self.q.quantize_static(
+            str(self.prepared),
+            str(out),
+            _Reader(self.wafers, self.input_name, tick if first else None),
+            quant_format=self.q.QuantFormat.QDQ,
+            per_channel=self.per_channel,
+            reduce_range=self.reduce_range,
+            activation_type=self.q.QuantType.QUInt8,
+            weight_type=self.q.QuantType.QInt8,
+            nodes_to_exclude=float_nodes,
+            calibrate_method=self.q.CalibrationMethod.MinMax,
+            extra_options={"CalibStridedMinMax": CALIB_STRIDE},
+            **self.cache,
+        )
+        self.calibrated = True
 
 
 def _int8_card(
