@@ -178,10 +178,12 @@ def test_layer_groups_are_the_named_blocks_with_compute_left_to_quantize(tmp_pat
 @pytest.mark.parametrize(
     ("scores", "max_groups", "chosen", "n_trials"),
     [
-        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.999}, 3, ["c"], 3),  # one round reaches the target
-        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.96, ("b", "c"): 0.999}, 3, ["b", "c"], 5),
-        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.94, ("b", "c"): 0.93}, 3, ["b"], 5),  # no gain
-        ({("a",): 0.9, ("b",): 0.95, ("c",): 0.92}, 1, ["b"], 3),  # the round limit
+        ({(): 0.8, ("a",): 0.9, ("b",): 0.95, ("c",): 0.999}, 3, ["c"], 4),  # one round reaches the target
+        ({(): 0.8, ("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.96, ("b", "c"): 0.999}, 3, ["b", "c"], 6),
+        ({(): 0.8, ("a",): 0.9, ("b",): 0.95, ("c",): 0.92, ("b", "a"): 0.94, ("b", "c"): 0.93}, 3, ["b"], 6),
+        ({(): 0.8, ("a",): 0.9, ("b",): 0.95, ("c",): 0.92}, 1, ["b"], 4),  # the round limit
+        ({(): 0.96, ("a",): 0.9, ("b",): 0.95, ("c",): 0.92}, 3, [], 4),  # no block beats the plain copy
+        ({(): 0.9995, ("a",): 0.9, ("b",): 0.9999, ("c",): 0.92}, 3, ["b"], 4),  # plain passes here: one block still
     ],
 )
 def test_the_greedy_search_adds_the_best_block_per_round_until_the_target(scores, max_groups, chosen, n_trials) -> None:
@@ -190,4 +192,4 @@ def test_the_greedy_search_adds_the_best_block_per_round_until_the_target(scores
     said: list[str] = []
     got, best, trials = greedy_float_groups(["a", "b", "c"], lambda g: scores[tuple(g)], 0.999, max_groups, said.append)
     assert got == chosen and best == scores[tuple(chosen)]
-    assert len(trials) == len(said) == n_trials
+    assert len(trials) == len(said) == n_trials and trials[0].groups == []

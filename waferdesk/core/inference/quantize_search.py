@@ -59,17 +59,20 @@ def greedy_float_groups(
     target: float,
     max_groups: int,
     say: Callable[[str], None] = lambda _msg: None,
-) -> tuple[list[str], float | None, list[Trial]]:
+) -> tuple[list[str], float, list[Trial]]:
     """Add, one round at a time, the group whose float copy agrees best, until ``target``.
 
     ``trial(groups)`` quantizes with those groups kept float and returns the agreement on the
-    selection set. Each round tries every group not chosen yet and keeps the best; the search
-    stops once the best reaches ``target``, when a round improves nothing, or after
-    ``max_groups`` rounds. Returns (groups chosen, their agreement or None, every trial).
+    selection set; ``trial([])``, the plain copy, is the baseline. Each round tries every group
+    not chosen yet and keeps the best if it beats the round before; the search stops once the
+    best reaches ``target`` (after at least one group: the caller searches because the plain
+    copy missed the gate on its own wafers), when a round improves nothing, or after
+    ``max_groups`` rounds. Returns (groups chosen, their agreement, every trial).
     """
     chosen: list[str] = []
-    best: float | None = None
-    trials: list[Trial] = []
+    best = trial([])
+    trials = [Trial([], best)]
+    say(f"plain copy on the selection set: {best:.4%}")
     for round_no in range(1, max_groups + 1):
         scores: list[tuple[float, str]] = []
         for group in (g for g in groups if g not in chosen):
@@ -80,8 +83,8 @@ def greedy_float_groups(
         if not scores:
             break
         agreement, group = max(scores)
-        if best is not None and agreement <= best:
-            break  # no group helps any more
+        if agreement <= best:
+            break  # no group helps (any more)
         chosen.append(group)
         best = agreement
         if agreement >= target:
