@@ -140,17 +140,16 @@ def make_layered_model(directory: str | Path) -> Path:
     wide[HIDDEN - 1, 1, 0, 0] = 2000.0  # channel 1 counts on-wafer neighbours (0..9)
     zeros = np.zeros(HIDDEN, np.float32)
     inits = [numpy_helper.from_array(v, n) for n, v in {**w, "eye": eye, "wide": wide, "zeros": zeros}.items()]
-    conv = "Conv"
     nodes = [
         helper.make_node(
-            conv, [INPUT_NAME, "w1", "b1"], ["h0"], "/encoder/conv1/Conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]
+            "Conv", [INPUT_NAME, "w1", "b1"], ["h0"], "/encoder/conv1/Conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]
         ),
         helper.make_node("Relu", ["h0"], ["h"], "/encoder/conv1/Relu"),
-        helper.make_node(conv, ["h", "eye", "zeros"], ["e0"], "/encoder/layer1/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["h", "eye", "zeros"], ["e0"], "/encoder/layer1/Conv", kernel_shape=[1, 1]),
         helper.make_node("Relu", ["e0"], ["e"], "/encoder/layer1/Relu"),
-        helper.make_node(conv, ["e", "wide", "zeros"], ["d0"], "/decoder/blocks.0/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["e", "wide", "zeros"], ["d0"], "/decoder/blocks.0/Conv", kernel_shape=[1, 1]),
         helper.make_node("Relu", ["d0"], ["d"], "/decoder/blocks.0/Relu"),
-        helper.make_node(conv, ["d", "w2", "b2"], [OUTPUT_SCORES], "/segmentation_head/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["d", "w2", "b2"], [OUTPUT_SCORES], "/segmentation_head/Conv", kernel_shape=[1, 1]),
         helper.make_node("GlobalAveragePool", ["h"], ["g"], "/pool"),
         helper.make_node("Flatten", ["g"], [OUTPUT_EMBEDDING], "/flatten", axis=1),
     ]

@@ -182,9 +182,10 @@ def argmax_agreement(original: Any, candidate: Any, wafers: list[WaferMap]) -> t
     return agreement_with(failing_labels(original, wafers), candidate, wafers)
 
 
-def failing_labels(segmenter: Any, wafers: list[WaferMap]) -> list[np.ndarray]:
+def failing_labels(segmenter: Any, wafers: list[WaferMap]) -> list[np.ndarray | None]:
     """The class a segmenter gives each failing die of each wafer (the reference side of a check,
-    computed once when several copies are compared with the same original)."""
+    computed once when several copies are compared with the same original); None for a wafer
+    without failing dies."""
     return [segmenter.predict(w).mask.labels[w.dies == FAIL] if (w.dies == FAIL).any() else None for w in wafers]
 
 
@@ -292,14 +293,15 @@ def quantize_model(
             original = segmenter(src)
             check_wafers = synthetic_wafers(check, CHECK_SEED)
 
-            def gate(float_nodes: list[str]) -> tuple[float, int]:
+            def gate(float_nodes: list[str]) -> tuple[float, int, ModelCard]:
                 quantize(stage, float_nodes)
-                _int8_card(card, stage, calib, per_channel, reduce_range, float_nodes).save(card_path_for(stage))
+                q_card = _int8_card(card, stage, calib, per_channel, reduce_range, float_nodes)
+                q_card.save(card_path_for(stage))
                 say(f"checking argmax agreement on {check} synthetic wafers")
-                return agreement_with(reference, segmenter(stage), check_wafers)
+                return (*agreement_with(reference, segmenter(stage), check_wafers), q_card)
 
             reference = failing_labels(original, check_wafers)
-            agreement, n_dies = gate(exclude)
+            agreement, n_dies, q_card = gate(exclude)
             plain, chosen, trials = None, [], []
             if agreement < min_agreement and search:
                 plain = agreement
@@ -313,14 +315,16 @@ def quantize_model(
                 trial_path = Path(tmp) / "trial.onnx"
 
                 def trial(names: list[str]) -> float:
-                    quantize(trial_path, exclude + [n for g in names for n in groups[g]])
-                    _int8_card(card, trial_path, calib, per_channel, reduce_range, []).save(card_path_for(trial_path))
+                    float_nodes = exclude + [n for g in names for n in groups[g]]
+                    quantize(trial_path, float_nodes)
+                    trial_card = _int8_card(card, trial_path, calib, per_channel, reduce_range, float_nodes)
+                    trial_card.save(card_path_for(trial_path))
                     return agreement_with(select_ref, segmenter(trial_path), select_wafers)[0]
 
                 chosen, _, trials = greedy_float_groups(list(groups), trial, min_agreement, search, say)
                 if chosen:
                     exclude = exclude + [n for g in chosen for n in groups[g]]
-                    agreement, n_dies = gate(exclude)
+                    agreement, n_dies, q_card = gate(exclude)
         report = QuantizeReport(
             path=out,
             agreement=agreement,
@@ -344,7 +348,6 @@ def quantize_model(
                 f"({check} synthetic wafers), below the required {min_agreement:.1%}; not kept",
                 report,
             )
-        q_card = load_model_card(stage)
         q_card.onnx["quantization"]["check"] = {
             "wafers": check,
             "seed": CHECK_SEED,
